@@ -1,0 +1,5 @@
+import sys
+
+from shiftlab.cli import main
+
+sys.exit(main())

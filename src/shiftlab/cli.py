@@ -1,0 +1,245 @@
+"""The ``shiftlab`` command: one Typer app; every sub-command is a thin wrapper over a library function.
+
+Errors the user can fix are one line on stderr and exit status 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shiftlab.errors import InputError, ShiftlabError
+
+try:  # recent typer releases vendor click; older ones use the click package
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx
+from shiftlab.progress import set_quiet
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build, audit and evaluate test sets for image classifiers.")
+datasets_app = typer.Typer(help="Datasets registered in the workspace.", invoke_without_command=True)
+models_app = typer.Typer(help="Model spec schemes and registered model names.", invoke_without_command=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+
+out = Console()
+_state: dict = {"workspace": None, "debug": False}
+
+
+@app.callback()
+def _global(
+    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", envvar="SHIFTLAB_HOME",
+                                             help="Workspace folder [default: ./shiftlab-workspace]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+):
+    _state.update(workspace=workspace, debug=debug)
+    set_quiet(quiet)
+
+
+def _ws():
+    from shiftlab.workspace import Workspace
+
+    return Workspace.resolve(_state["workspace"])
+
+
+def _floats(s: Optional[str], what: str) -> Optional[tuple[float, ...]]:
+    if s is None:
+        return None
+    try:
+        return tuple(float(x) for x in s.split(","))
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated numbers, e.g. 0.485,0.456,0.406") from None
+
+
+def _pct(x: float) -> str:
+    return "—" if x != x else f"{100 * x:.2f}"
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name or a path."),
+    models: str = typer.Option(..., "--models", "-m", help="Comma-separated model specs or names."),
+    layout: Optional[str] = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
+    root: Optional[Path] = typer.Option(None, help="Image root for a revision JSON or CSV."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write results as CSV (and .parquet beside)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    workers: Optional[int] = typer.Option(None, help="Decoding threads [default: min(8, cores)]."),
+    recipe: Optional[str] = typer.Option(None, help="Named recipe (imagenet, inception) for every model."),
+    resize: Optional[int] = typer.Option(None, help="Override: shorter side before the crop."),
+    crop: Optional[int] = typer.Option(None, help="Override: centre-crop size."),
+    interpolation: Optional[str] = typer.Option(None, help="Override: bilinear, bicubic, …"),
+    mean: Optional[str] = typer.Option(None, help="Override: e.g. 0.485,0.456,0.406."),
+    std: Optional[str] = typer.Option(None, help="Override: e.g. 0.229,0.224,0.225."),
+):
+    """Top-1 / top-5 accuracy (95% Clopper–Pearson intervals) of models on a test set."""
+    from shiftlab.evaluate import evaluate
+    from shiftlab.models.recipes import get_recipe
+
+    overrides = {"resize": resize, "crop": crop, "interpolation": interpolation,
+                 "mean": _floats(mean, "--mean"), "std": _floats(std, "--std")}
+    if recipe is not None:
+        base = get_recipe(recipe).to_json()
+        overrides = {**{k: base[k] for k in ("resize", "crop", "interpolation", "mean", "std", "mode", "square")},
+                     **{k: v for k, v in overrides.items() if v is not None}}
+    specs = [m.strip() for m in models.split(",") if m.strip()]
+    if not specs:
+        raise InputError("--models is empty; give one or more model specs, comma-separated")
+    res = evaluate(dataset, specs, workspace=_ws(), layout=layout, root=str(root) if root else None,
+                   device=device, batch_size=batch_size, recipe_overrides=overrides, workers=workers)
+    t = Table(title=f"{res.manifest.name}: {len(res.manifest)} images, {len(res.manifest.vocabulary)} classes")
+    for c in ("model", "images", "bad images", "top-1 % [95% CI]", "top-5 %"):
+        t.add_column(c, justify="left" if c == "model" else "right")
+    for r in res.table.itertuples():
+        t.add_row(r.model, str(r.n_images), str(r.n_bad),
+                  f"{_pct(r.top1)} [{_pct(r.top1_low)}, {_pct(r.top1_high)}]", _pct(r.top5))
+    out.print(t)
+    bad = res.bad_images()
+    if len(bad):
+        counts = bad["reason"].str.replace(r":.*", "", regex=True).value_counts()
+        out.print(f"{len(bad)} image(s) could not be decoded and were excluded: "
+                  + ", ".join(f"{n} {r}" for r, n in counts.items()))
+    if out_file is not None:
+        csv, pq = res.save(out_file)
+        out.print(f"wrote {csv} and {pq}")
+
+
+@datasets_app.callback()
+def datasets_list(ctx: typer.Context):
+    """List registered datasets (``datasets add`` registers one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from shiftlab.data.manifest import Manifest
+    from shiftlab.registry import dataset_path, list_datasets
+
+    names = list_datasets(_ws())
+    if not names:
+        out.print(f"no datasets registered in {_ws().root}; add one with 'shiftlab datasets add NAME PATH'")
+        return
+    t = Table(title=f"datasets in {_ws().root}")
+    for c in ("name", "images", "classes", "vocabulary", "layout", "root", "hash"):
+        t.add_column(c)
+    for n in names:
+        m = Manifest.load(dataset_path(n, _ws()))
+        t.add_row(n, str(len(m)), str(m.table["label"].nunique()), m.vocabulary.name,
+                  str(m.parameters.get("layout", "")), m.root or "(labels only)", m.content_hash[:12])
+    out.print(t)
+
+
+@datasets_app.command("add")
+def datasets_add(
+    name: str = typer.Argument(..., help="Name to register under."),
+    path: Path = typer.Argument(..., help="Folder, revision JSON, CSV or manifest."),
+    layout: Optional[str] = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
+    root: Optional[Path] = typer.Option(None, help="Image root for a revision JSON or CSV."),
+):
+    """Read a dataset into a manifest and register it under NAME."""
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.registry import check_name, register_dataset
+
+    check_name(name)
+    m = read_dataset(str(path), layout=layout or _layout_for_path(path), workspace=_ws(),
+                     root=str(root) if root else None)
+    p = register_dataset(m, name, _ws())
+    out.print(f"registered {name}: {len(m)} images, {m.table['label'].nunique()} classes "
+              f"({m.vocabulary.name}) → {p}")
+
+
+def _layout_for_path(path: Path) -> Optional[str]:
+    from shiftlab.data.layouts import detect_layout
+
+    return detect_layout(path) if path.exists() else None
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context):
+    """List model spec schemes (with whether they work here) and registered names."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from shiftlab.models.specs import SCHEMES
+    from shiftlab.registry import model_aliases
+
+    t = Table(title="model specs")
+    for c in ("scheme", "example", "available here", "what"):
+        t.add_column(c)
+    for s in SCHEMES.values():
+        missing = s.missing()
+        t.add_row(f"{s.name}:", s.example, "yes" if not missing else f"no: {s.install}", s.doc)
+    out.print(t)
+    aliases = model_aliases(_ws())
+    if aliases:
+        a = Table(title=f"registered names in {_ws().root}")
+        a.add_column("name")
+        a.add_column("spec")
+        for k, v in sorted(aliases.items()):
+            a.add_row(k, v)
+        out.print(a)
+
+
+@models_app.command("add")
+def models_add(name: str = typer.Argument(...), spec: str = typer.Argument(...)):
+    """Register NAME as a short name for a model SPEC."""
+    from shiftlab.models.specs import split_spec
+    from shiftlab.registry import register_model
+
+    split_spec(spec)
+    register_model(name, spec, _ws())
+    out.print(f"registered model {name} = {spec}")
+
+
+@app.command()
+def demo():
+    """Build the embedded digits world, train its zoo and write the demo report."""
+    out.print("shiftlab demo: the embedded digits world and its report are coming with the world issue; "
+              "for now try 'shiftlab eval' on a folder or on the reference predictions (see README).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cmd = typer.main.get_command(app)
+    try:
+        cmd.main(args=argv, prog_name="shiftlab", standalone_mode=False)
+    except _cx.NoArgsIsHelpError:
+        return 0
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except _cx.UsageError as e:
+        print(f"error: {e.format_message()} (see 'shiftlab {_sub(e)}--help')", file=sys.stderr)
+        return 2
+    except _cx.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except ShiftlabError as e:
+        if _state["debug"]:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished chunks are kept and the next run resumes", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _sub(e: _cx.UsageError) -> str:
+    ctx = getattr(e, "ctx", None)
+    if ctx is None or ctx.parent is None:
+        return ""
+    return " ".join(ctx.command_path.split()[1:]) + " "
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Class vocabularies: index ↔ wnid ↔ names ↔ gloss.
+
+The ImageNet-1k vocabulary (standard 0–999 indices, i.e. sorted wnid order) ships with the package, so a
+folder with two wnid classes still maps onto the indices that a 1000-way model predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Sequence
+
+from shiftlab.errors import InputError, UnknownNameError
+
+_WNID = re.compile(r"^n\d{8}$")
+
+
+def is_wnid(name: str) -> bool:
+    return bool(_WNID.match(name))
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    index: int
+    wnid: str | None
+    names: tuple[str, ...]
+    gloss: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.names[0] if self.names else (self.wnid or str(self.index))
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """An ordered list of classes; position = class index.
+
+    ``name`` identifies a bundled vocabulary (``imagenet-1k``); custom vocabularies are stored inline in
+    manifest metadata.
+    """
+
+    name: str
+    classes: tuple[ClassInfo, ...]
+    _by_key: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self):
+        index: dict[str, int] = {}
+        ambiguous: set[str] = set()
+        for c in self.classes:
+            if c.wnid:
+                index[c.wnid] = c.index
+            for n in c.names:
+                k = _norm(n)
+                if index.get(k, c.index) != c.index:
+                    ambiguous.add(k)  # ImageNet has two "crane"s and two "maillot"s
+                index.setdefault(k, c.index)
+        for k in ambiguous:
+            index[k] = -1
+        self._by_key.update(index)
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, i: int) -> ClassInfo:
+        return self.classes[i]
+
+    @property
+    def wnids(self) -> list[str | None]:
+        return [c.wnid for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def index_of(self, key: str) -> int:
+        """Class index for a wnid, any of a class's names (case and ``_`` insensitive), or a digit string."""
+        i = self._by_key.get(key, self._by_key.get(_norm(key)))
+        if i == -1:
+            raise UnknownNameError(
+                f"class name {key!r} is ambiguous in the {self.name} vocabulary; use the wnid instead")
+        if i is not None:
+            return i
+        raise UnknownNameError(
+            f"class {key!r} is not in the {self.name} vocabulary ({len(self)} classes); "
+            "name folders by wnid or by a class name of that vocabulary, or pass --vocabulary"
+        )
+
+    def try_index_of(self, key: str) -> int | None:
+        try:
+            return self.index_of(key)
+        except UnknownNameError:
+            return None
+
+    def to_json(self) -> dict:
+        if self.name in BUNDLED:
+            return {"name": self.name}
+        return {
+            "name": self.name,
+            "classes": [
+                {"index": c.index, "wnid": c.wnid, "names": list(c.names), "gloss": c.gloss}
+                for c in self.classes
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Vocabulary":
+        if "classes" not in d:
+            return load_vocabulary(d["name"])
+        return cls(
+            d["name"],
+            tuple(ClassInfo(c["index"], c.get("wnid"), tuple(c.get("names", ())), c.get("gloss", ""))
+                  for c in d["classes"]),
+        )
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], name: str = "custom") -> "Vocabulary":
+        """A vocabulary whose class i is ``names[i]`` (wnids recognised as such)."""
+        if len(set(names)) != len(names):
+            raise InputError(f"vocabulary {name!r} has repeated class names")
+        return cls(name, tuple(
+            ClassInfo(i, n if is_wnid(n) else None, (n,)) for i, n in enumerate(names)))
+
+
+@lru_cache(maxsize=None)
+def imagenet_1k() -> Vocabulary:
+    raw = json.loads(resources.files("shiftlab.data").joinpath("vocab/imagenet-1k.json").read_text())
+    return Vocabulary("imagenet-1k", tuple(
+        ClassInfo(int(c["cid"]), c["wnid"], tuple(c["synset"]), c.get("gloss", "")) for c in raw))
+
+
+BUNDLED = {"imagenet-1k": imagenet_1k}
+
+
+def load_vocabulary(name: str) -> Vocabulary:
+    if name in BUNDLED:
+        return BUNDLED[name]()
+    raise UnknownNameError(
+        f"unknown vocabulary {name!r}; bundled: {', '.join(BUNDLED)} (or give a JSON file of class names)")
+
+
+def guess_vocabulary(keys: Iterable[str]) -> Vocabulary | None:
+    """ImageNet-1k when every key is one of its wnids or class names, else None."""
+    inet = imagenet_1k()
+    keys = list(keys)
+    if keys and all(inet.try_index_of(k) is not None for k in keys):
+        return inet
+    return None

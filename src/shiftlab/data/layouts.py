@@ -1,0 +1,287 @@
+"""Readers that turn what is on disk into a Manifest.
+
+Layouts:
+- ``imagefolder``: one folder per class, named by wnid or by class name (mapped through a vocabulary;
+  wnid folders map onto ImageNet-1k indices, so a 2-class folder still scores a 1000-way model).
+- ``imagenetv2``: the released ImageNetV2 layout, folders ``0 … 999`` holding class *indices* — folder
+  ``10`` is class 10, not the third folder in string order.
+- ``revision``: an ImageNetV2 revision JSON (``image_filenames = [[id, wnid], …]``), with or without an
+  image root; a labels-only manifest is valid for precomputed predictions.
+- ``csv``: a CSV with ``path,label`` (+ optional ``id`` and attribute columns).
+- ``manifest``: a shiftlab Parquet manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k, is_wnid
+from shiftlab.data.manifest import Manifest
+from shiftlab.errors import InputError, UnknownNameError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+                    ".pbm", ".pnm", ".jfif"}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_files(paths: list[Path], progress: bool = True, what: str = "hashing") -> list[str | None]:
+    """sha256 of each file (None for unreadable ones: decoding reports them later)."""
+    from shiftlab.progress import track
+
+    def one(p: Path) -> str | None:
+        try:
+            return sha256_file(p)
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        return list(track(pool.map(one, paths), total=len(paths), description=what, disable=not progress))
+
+
+def _image_files(folder: Path) -> tuple[list[Path], int]:
+    """Image files under ``folder`` (recursive, sorted), and how many other files were ignored."""
+    files, ignored = [], 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if f.startswith("."):
+                continue
+            p = Path(dirpath) / f
+            if p.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(p)
+            else:
+                ignored += 1
+    return files, ignored
+
+
+def _ids_for(rel_paths: list[str], use_stem: bool = False) -> list[str]:
+    """File names when they are unique (that is how ImageNet predictions are keyed), else relative paths."""
+    names = [Path(p).stem if use_stem else Path(p).name for p in rel_paths]
+    return names if len(set(names)) == len(names) else list(rel_paths)
+
+
+def _finish(rows: pd.DataFrame, root: Path, name: str, vocab: Vocabulary, layout: str,
+            progress: bool, **params) -> Manifest:
+    rows = rows.reset_index(drop=True)
+    rows["sha256"] = hash_files([root / p for p in rows["path"]], progress=progress)
+    return Manifest(rows[["id", "path", "sha256", "label"] + [c for c in rows.columns
+                                                           if c not in ("id", "path", "sha256", "label")]],
+                    name=name, vocabulary=vocab, root=str(root), dataset=name,
+                    parameters={"layout": layout, **params})
+
+
+def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None = None,
+                     name: str | None = None, progress: bool = True) -> Manifest:
+    root = _existing_dir(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise InputError(f"{root}: no class folders; an ImageFolder has one sub-folder per class")
+    vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(classes, name=f"{root.name}-classes")
+    rows, ignored = [], 0
+    for c in classes:
+        label = vocab.index_of(c)
+        files, n_ign = _image_files(root / c)
+        ignored += n_ign
+        rows += [(str(f.relative_to(root)), label) for f in files]
+    if not rows:
+        raise InputError(f"{root}: the class folders hold no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    df = pd.DataFrame(rows, columns=["path", "label"])
+    df.insert(0, "id", _ids_for(df["path"].tolist()))
+    return _finish(df, root, name or root.name, vocab, "imagefolder", progress, ignored_files=ignored)
+
+
+def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary | None = None,
+                            name: str | None = None, progress: bool = True) -> Manifest:
+    root = _existing_dir(root)
+    dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    not_num = [d.name for d in dirs if not d.name.isdigit()]
+    if not dirs or not_num:
+        raise InputError(f"{root}: the imagenetv2 layout needs folders named 0 … 999 "
+                         f"(found {not_num[0]!r}); use --layout imagefolder for named class folders")
+    vocab = vocabulary or imagenet_1k()
+    rows, ignored = [], 0
+    for d in sorted(dirs, key=lambda d: int(d.name)):  # numeric order: folder "10" is class 10
+        label = int(d.name)
+        if label >= len(vocab):
+            raise InputError(f"{root}: folder {d.name!r} is beyond the {len(vocab)} classes of {vocab.name}")
+        files, n_ign = _image_files(d)
+        ignored += n_ign
+        rows += [(str(f.relative_to(root)), label) for f in files]
+    df = pd.DataFrame(rows, columns=["path", "label"])
+    # released files are <sha1>.jpeg while revision JSONs list <sha1>: the stem is the id
+    df.insert(0, "id", _ids_for(df["path"].tolist(), use_stem=True))
+    return _finish(df, root, name or root.name, vocab, "imagenetv2", progress, ignored_files=ignored)
+
+
+def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                       name: str | None = None, progress: bool = True) -> Manifest:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        rows = doc["image_filenames"]
+        ids = [str(r[0]) for r in rows]
+        wnids = [str(r[1]) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise InputError(f"{path}: not an ImageNetV2 revision file (needs image_filenames = [[id, wnid], …]): "
+                         f"{type(e).__name__} {e}") from None
+    vocab = imagenet_1k()
+    labels = [vocab.index_of(w) for w in wnids]
+    stem = path.name[:-5] if path.name.endswith(".json") else path.stem
+    dataset, variant, revision = _split_name(stem)
+    params = {k: v for k, v in doc.items() if k != "image_filenames"}
+    params["layout"] = "revision"
+    df = pd.DataFrame({"id": ids, "path": None, "sha256": None, "label": labels})
+    seed = doc.get("seed")
+    parent = doc.get("starting_from")
+    if isinstance(parent, str) and parent.endswith(".json"):
+        parent = parent[:-5]
+    common = dict(name=name or stem, vocabulary=vocab, dataset=dataset, variant=variant, revision=revision,
+                  parent=parent, seed=seed, parameters=params)
+    if root is None:
+        return Manifest(df, **common)
+    root = _existing_dir(root)
+    found = _index_files(root)
+    rel = []
+    missing = []
+    for i, w in zip(ids, wnids):
+        p = found.get(i) or found.get(f"{w}/{i}") or found.get(Path(i).stem)
+        if p is None:
+            missing.append(i)
+        rel.append(p)
+    if missing:
+        raise InputError(f"{len(missing)} of {len(ids)} images of {stem} are not under {root} "
+                         f"(first: {missing[0]}); point --root at the folder that holds them")
+    df["path"] = rel
+    df["sha256"] = hash_files([root / p for p in rel], progress=progress)
+    return Manifest(df, root=str(root), **common)
+
+
+def _index_files(root: Path) -> dict[str, str]:
+    """name, stem and parent/stem of every image file under root → relative path."""
+    idx: dict[str, str] = {}
+    files, _ = _image_files(root)
+    for f in files:
+        rel = str(f.relative_to(root))
+        for k in (f.name, f.stem, f"{f.parent.name}/{f.stem}", f"{f.parent.name}/{f.name}"):
+            idx.setdefault(k, rel)
+    return idx
+
+
+def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
+             vocabulary: Vocabulary | None = None, name: str | None = None, progress: bool = True) -> Manifest:
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"path": str, "id": str})
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"{path}: not a readable CSV ({e})") from None
+    if "path" not in df.columns or "label" not in df.columns:
+        raise InputError(f"{path}: a CSV dataset needs columns path,label (has {', '.join(df.columns)})")
+    root = _existing_dir(root) if root is not None else path.parent.resolve()
+    labels = df["label"]
+    if pd.api.types.is_integer_dtype(labels):
+        vocab = vocabulary or imagenet_1k()
+        lab = labels.astype(int).tolist()
+    else:
+        keys = labels.astype(str).tolist()
+        vocab = vocabulary or guess_vocabulary(set(keys)) or Vocabulary.from_names(
+            sorted(set(keys)), name=f"{path.stem}-classes")
+        lab = [vocab.index_of(k) if k != "-1" else -1 for k in keys]
+    df["label"] = lab
+    if "id" not in df.columns:
+        df.insert(0, "id", _ids_for(df["path"].tolist()))
+    absent = [p for p in df["path"] if not (root / p).exists()]
+    if absent:
+        raise InputError(f"{path}: {len(absent)} listed file(s) do not exist under {root} (first: {absent[0]}); "
+                         "paths are relative to the CSV's folder unless --root is given")
+    return _finish(df, root, name or path.stem, vocab, "csv", progress)
+
+
+def _split_name(stem: str) -> tuple[str, str | None, str | None]:
+    """``imagenetv2-b-33`` → (imagenetv2, b, 33): names follow ``<dataset>-<variant>-<revision>``."""
+    parts = stem.split("-")
+    if len(parts) >= 3 and parts[-1].isdigit():
+        return "-".join(parts[:-2]), parts[-2], parts[-1]
+    return stem, None, None
+
+
+def _existing_dir(p) -> Path:
+    p = Path(p).expanduser()
+    if not p.is_dir():
+        raise InputError(f"{p}: no such folder")
+    return p.resolve()
+
+
+LAYOUTS: dict[str, Callable[..., Manifest]] = {
+    "imagefolder": read_imagefolder,
+    "imagenetv2": read_imagenetv2_folders,
+    "revision": read_revision_json,
+    "csv": read_csv,
+    "manifest": lambda path, **_: Manifest.load(path),
+}
+
+
+def detect_layout(path: Path) -> str:
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            return "revision"
+        if suffix == ".csv":
+            return "csv"
+        if suffix == ".parquet":
+            return "manifest"
+        raise InputError(f"{path}: cannot tell the layout of a {suffix or 'suffix-less'} file; "
+                         "pass --layout revision|csv|manifest")
+    if path.is_dir():
+        subdirs = [d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        if subdirs and all(d.isdigit() for d in subdirs):
+            return "imagenetv2"
+        return "imagefolder"
+    raise InputError(f"{path}: no such file or folder")
+
+
+def read_dataset(spec: str | os.PathLike, *, layout: str | None = None, workspace=None,
+                 root: str | os.PathLike | None = None, vocabulary: Vocabulary | None = None,
+                 progress: bool = True) -> Manifest:
+    """A registered dataset name or a path (layout detected unless given) → Manifest."""
+    from shiftlab.registry import dataset_path
+
+    reg = dataset_path(str(spec), workspace) if layout is None else None
+    if reg is not None:
+        m = Manifest.load(reg)
+        return m.with_root(root) if root is not None else m
+    path = Path(spec).expanduser()
+    if not path.exists():
+        from shiftlab.registry import list_datasets
+
+        known = list_datasets(workspace)
+        hint = f"registered: {', '.join(known)}" if known else "no datasets are registered yet"
+        raise UnknownNameError(f"dataset {str(spec)!r} is neither a registered name nor a path ({hint}; "
+                               "register one with 'shiftlab datasets add NAME PATH')")
+    layout = layout or detect_layout(path)
+    if layout not in LAYOUTS:
+        raise UnknownNameError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    kw: dict = {"progress": progress}
+    if layout in ("revision", "csv") and root is not None:
+        kw["root"] = root
+    if layout in ("imagefolder", "imagenetv2", "csv") and vocabulary is not None:
+        kw["vocabulary"] = vocabulary
+    reader = LAYOUTS[layout]
+    if layout != "manifest" and path.is_dir() != (layout in ("imagefolder", "imagenetv2")):
+        raise InputError(f"{path}: layout {layout} expects a {'folder' if layout in ('imagefolder', 'imagenetv2') else 'file'}")
+    return reader(path, **kw)
+
+

@@ -1,0 +1,68 @@
+"""Accuracy of models on a test set: the library function behind ``shiftlab eval``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from shiftlab.data.layouts import read_dataset
+from shiftlab.data.manifest import Manifest
+from shiftlab.metrics.accuracy import accuracy_summary, per_class_accuracy
+from shiftlab.predict.engine import ModelPredictions, predict
+
+#: the columns of the results CSV / Parquet (accuracies as fractions)
+RESULT_COLUMNS = ["model", "dataset", "n_images", "n_bad", "top1", "top1_low", "top1_high", "top5"]
+
+
+@dataclass
+class EvalResult:
+    table: pd.DataFrame  # one row per model, RESULT_COLUMNS + top5 interval
+    manifest: Manifest
+    predictions: list[ModelPredictions] = field(repr=False)
+
+    def per_class(self, model: int | str = 0) -> pd.DataFrame:
+        p = self.predictions[model] if isinstance(model, int) else \
+            next(x for x in self.predictions if x.model == model)
+        return per_class_accuracy(p.values, self.manifest.labels, kind=p.score_kind, valid=p.valid,
+                                  class_names=self.manifest.vocabulary.names)
+
+    def bad_images(self) -> pd.DataFrame:
+        rows = {(i, r) for p in self.predictions for i, r in p.bad.items()}
+        return pd.DataFrame(sorted(rows), columns=["id", "reason"])
+
+    def save(self, out: str | Path) -> tuple[Path, Path]:
+        """Write ``out`` as CSV (RESULT_COLUMNS) and the same table beside it as Parquet."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        t = self.table[RESULT_COLUMNS]
+        t.to_csv(out, index=False)
+        pq = out.with_suffix(".parquet")
+        t.to_parquet(pq, index=False)
+        return out, pq
+
+
+def summarize(manifest: Manifest, preds: list[ModelPredictions], dataset_name: str | None = None) -> pd.DataFrame:
+    rows = []
+    for p in preds:
+        s = accuracy_summary(p.values, manifest.labels, kind=p.score_kind, valid=p.valid)
+        rows.append({"model": p.model, "dataset": dataset_name or manifest.name, **s})
+    cols = RESULT_COLUMNS + ["top5_low", "top5_high", "n_scored"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def evaluate(dataset: str | Manifest, models: list[str], *, workspace=None, layout: str | None = None,
+             root: str | None = None, device: str = "auto", batch_size: int = 64,
+             recipe_overrides: dict | None = None, workers: int | None = None, progress: bool = True) -> EvalResult:
+    """Top-1/top-5 (with 95% Clopper–Pearson intervals) of each model on ``dataset``.
+
+    ``dataset``: a Manifest, a registered name, or a path (layout detected unless ``layout`` is given).
+    ``models``: spec strings (see ``shiftlab.models.specs``). Undecodable images are excluded from the
+    accuracies and counted in ``n_bad``.
+    """
+    manifest = dataset if isinstance(dataset, Manifest) else read_dataset(
+        dataset, layout=layout, workspace=workspace, root=root, progress=progress)
+    preds = predict(manifest, models, workspace=workspace, device=device, batch_size=batch_size,
+                    recipe_overrides=recipe_overrides, workers=workers, progress=progress)
+    return EvalResult(summarize(manifest, preds), manifest, preds)

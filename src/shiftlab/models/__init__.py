@@ -1,0 +1,7 @@
+"""Models: the Classifier interface, preprocessing recipes, and adapters from spec strings."""
+
+from shiftlab.models.classifier import Classifier, TorchClassifier
+from shiftlab.models.recipes import RECIPES, Recipe, get_recipe
+from shiftlab.models.specs import SCHEMES, load_model
+
+__all__ = ["Classifier", "TorchClassifier", "Recipe", "RECIPES", "get_recipe", "SCHEMES", "load_model"]

@@ -1,0 +1,1 @@
+"""One module per kind of model source; each exposes ``load(rest, spec=..., workspace=...)``."""

@@ -1,0 +1,1 @@
+"""Predictions: the decoded-tensor cache, the PredictionStore, and the decode-once engine."""

@@ -1,0 +1,194 @@
+"""Decode-once batched inference: every model of a run reads one decoded-tensor cache per recipe
+geometry, and each (model, manifest, recipe) is computed once into the PredictionStore.
+
+Cost ≈ decode + Σ forward, not N × (decode + forward): images are decoded into the cache (in the
+background while the first model already computes), and a prefetch thread turns the next batch into a
+tensor while the model runs on the current one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from shiftlab.data.decode import DEFAULT_MAX_PIXELS
+from shiftlab.errors import InputError
+from shiftlab.models.adapters.predictions import PrecomputedPredictions
+from shiftlab.models.classifier import Classifier
+from shiftlab.models.recipes import Recipe
+from shiftlab.models.specs import load_model
+from shiftlab.predict.cache import DecodedCache
+from shiftlab.predict.store import DEFAULT_CHUNK, PredictionStore
+from shiftlab.progress import bar
+from shiftlab.workspace import Workspace
+
+
+@dataclass
+class ModelPredictions:
+    """One model's predictions on one manifest, rows in manifest order."""
+
+    model: str
+    kind: str  # "logits" | "probabilities" | "topk"
+    values: np.ndarray  # (N, K) scores as float32, or (N, k) top-k indices
+    valid: np.ndarray  # (N,) False for undecodable images (their rows are NaN)
+    bad: dict[str, str]  # image id → reason
+    features: np.ndarray | None = None
+
+    @property
+    def score_kind(self) -> str:
+        return "topk" if self.kind == "topk" else "scores"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device} requested but CUDA is not available here; use --device cpu")
+    return d
+
+
+def prefetch(it: Iterable, depth: int = 2) -> Iterator:
+    """Run an iterator in a background thread, ``depth`` items ahead."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def fill():
+        try:
+            for x in it:
+                q.put(x)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(e)
+        q.put(done)
+
+    threading.Thread(target=fill, daemon=True, name="shiftlab-prefetch").start()
+    while (x := q.get()) is not done:
+        if isinstance(x, BaseException):
+            raise x
+        yield x
+
+
+def _batches(pixels: np.ndarray, rows: np.ndarray, batch_size: int, device: torch.device):
+    pin = device.type == "cuda"
+    for s in range(0, len(rows), batch_size):
+        idx = rows[s:s + batch_size]
+        t = torch.from_numpy(np.ascontiguousarray(pixels[idx]))
+        if pin:
+            t = t.pin_memory()
+        yield idx, t
+
+
+class Engine:
+    """Holds one decoded cache per (manifest, geometry) for the duration of a run."""
+
+    def __init__(self, workspace=None, *, device: str = "auto", batch_size: int = 64, workers: int | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, chunk_size: int = DEFAULT_CHUNK):
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+        self.device = resolve_device(device)
+        if batch_size < 1:
+            raise InputError("batch size must be at least 1")
+        self.batch_size, self.workers, self.max_pixels = batch_size, workers, max_pixels
+        self.progress, self.chunk_size = progress, chunk_size
+        self.store = PredictionStore(self.workspace)
+        self._caches: dict[tuple[str, str], DecodedCache] = {}
+
+    def cache(self, manifest, recipe: Recipe) -> DecodedCache:
+        k = (manifest.image_hash, recipe.geometry_key())
+        if k not in self._caches:
+            self._caches[k] = DecodedCache(manifest, recipe, self.workspace, workers=self.workers,
+                                           max_pixels=self.max_pixels, progress=self.progress)
+        return self._caches[k]
+
+    def predict(self, manifest, model: Classifier | PrecomputedPredictions, *,
+                features: bool = False) -> ModelPredictions:
+        if isinstance(model, PrecomputedPredictions):
+            if features:
+                raise InputError(f"{model.spec}: precomputed predictions carry no features")
+            a = model.align(manifest)
+            values = a.values if a.kind == "topk" else a.values.astype(np.float32)
+            return ModelPredictions(model.name, a.kind, values, np.ones(len(manifest), bool), {})
+        stored = self._stored(manifest, model, features)
+        ids = manifest.ids
+        return ModelPredictions(model.name, "logits", stored.logits.astype(np.float32), stored.valid,
+                                {str(ids[i]): r for i, r in stored.bad.items()},
+                                np.asarray(stored.features) if features else None)
+
+    def _stored(self, manifest, model: Classifier, features: bool):
+        cell = self.store.cell(model.key, manifest, model.recipe, self.chunk_size)
+        if cell.is_complete(features):
+            return cell.load(features)
+        if not manifest.has_images:
+            raise InputError(f"{manifest.name} lists labels only (no image root): give --root with the images, "
+                             "or evaluate precomputed predictions:")
+        with cell.writing():
+            if cell.is_complete(features):  # another process finished it while we waited
+                return cell.load(features)
+            pending = cell.pending_chunks(features)
+            if pending:
+                cache = self.cache(manifest, model.recipe).start()
+                model.to(self.device, channels_last=self.device.type == "cuda")
+                total = sum(cell.chunk_range(i)[1] - cell.chunk_range(i)[0] for i in pending)
+                with bar(f"{model.name} on {manifest.name}", total, disable=not self.progress) as b:
+                    for i in pending:
+                        lo, hi = cell.chunk_range(i)
+                        logits, feats, bad = self._run_chunk(model, cache, lo, hi, features)
+                        cell.write_chunk(i, logits, bad, feats)
+                        b.advance(hi - lo)
+            return cell.finalize()
+
+    def _run_chunk(self, model: Classifier, cache: DecodedCache, lo: int, hi: int, features: bool):
+        pixels, valid = cache.rows(lo, hi)
+        rows = np.flatnonzero(valid)
+        logits = feats = None
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext())
+        with torch.inference_mode(), amp:
+            for idx, t in prefetch(_batches(pixels, rows, self.batch_size, self.device)):
+                x = t.to(self.device, non_blocking=True).float().div_(255.0)
+                out, f = model.forward(x, features=features)
+                out = out.float().cpu().numpy()
+                if logits is None:
+                    logits = np.full((hi - lo, out.shape[1]), np.nan, np.float32)
+                logits[idx] = out
+                if features:
+                    f = f.float().cpu().numpy()
+                    if feats is None:
+                        feats = np.full((hi - lo, f.shape[1]), np.nan, np.float32)
+                    feats[idx] = f
+        if logits is None:  # every image of the chunk is undecodable
+            w, _ = model.last_layer()
+            logits = np.full((hi - lo, w.shape[0]), np.nan, np.float32)
+            if features:
+                feats = np.full((hi - lo, w.shape[1]), np.nan, np.float32)
+        reasons = cache.bad
+        return logits, feats, {lo + int(i): reasons[lo + int(i)] for i in np.flatnonzero(~valid)}
+
+    def close(self) -> None:
+        for c in self._caches.values():
+            c.join()
+
+
+def predict(manifest, models: Sequence[str | Classifier | PrecomputedPredictions], *, workspace=None,
+            device: str = "auto", batch_size: int = 64, features: bool = False,
+            recipe_overrides: dict | None = None, workers: int | None = None,
+            max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> list[ModelPredictions]:
+    """Predictions of each model on ``manifest``, computed once and stored; specs are loaded one at a time."""
+    engine = Engine(workspace, device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                    progress=progress)
+    out = []
+    try:
+        for m in models:
+            if isinstance(m, str):
+                m = load_model(m, workspace=engine.workspace, recipe_overrides=recipe_overrides)
+            out.append(engine.predict(manifest, m, features=features))
+    finally:
+        engine.close()
+    return out

@@ -1,0 +1,66 @@
+"""Progress bars (rich) for anything that takes more than a couple of seconds; ``--quiet`` silences them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+T = TypeVar("T")
+_state = {"quiet": bool(os.environ.get("SHIFTLAB_QUIET"))}
+#: progress and messages go to stderr so that tables on stdout can be piped
+console = Console(stderr=True)
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = quiet
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=not sys.stderr.isatty())
+
+
+def track(it: Iterable[T], total: int | None = None, description: str = "", disable: bool = False) -> Iterator[T]:
+    if disable or is_quiet():
+        yield from it
+        return
+    with _progress() as p:
+        task = p.add_task(description, total=total)
+        for x in it:
+            yield x
+            p.advance(task)
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task):
+        self._p, self._t = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._p is not None:
+            self._p.advance(self._t, n)
+
+
+@contextmanager
+def bar(description: str, total: int | None, disable: bool = False):
+    """``with bar("decoding", n) as b: ... b.advance(k)``"""
+    if disable or is_quiet():
+        yield _Bar(None, None)
+        return
+    with _progress() as p:
+        yield _Bar(p, p.add_task(description, total=total))
+
+
+def info(msg: str) -> None:
+    if not is_quiet():
+        console.print(msg)

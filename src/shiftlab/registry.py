@@ -1,0 +1,68 @@
+"""Names that stand for datasets and models in a workspace.
+
+A registered dataset is a manifest saved as ``<workspace>/manifests/<name>.parquet``; a registered model
+is an alias for a spec string in ``<workspace>/models/aliases.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from shiftlab.errors import InputError
+from shiftlab.workspace import Workspace
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _ws(workspace) -> Workspace:
+    return workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(f"{name!r} is not a valid name: use letters, digits, '.', '_' and '-'")
+    return name
+
+
+def dataset_path(name: str, workspace=None) -> Path | None:
+    if not _NAME.match(name):
+        return None
+    p = _ws(workspace).root / "manifests" / f"{name}.parquet"
+    return p if p.is_file() else None
+
+
+def list_datasets(workspace=None) -> list[str]:
+    d = _ws(workspace).root / "manifests"
+    return sorted(p.stem for p in d.glob("*.parquet")) if d.is_dir() else []
+
+
+def register_dataset(manifest, name: str | None = None, workspace=None) -> Path:
+    from dataclasses import replace
+
+    name = check_name(name or manifest.name)
+    if name != manifest.name:
+        manifest = replace(manifest, name=name)
+    return manifest.save(_ws(workspace).manifests / f"{name}.parquet")
+
+
+def _aliases_file(workspace) -> Path:
+    return _ws(workspace).root / "models" / "aliases.json"
+
+
+def model_aliases(workspace=None) -> dict[str, str]:
+    f = _aliases_file(workspace)
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def register_model(name: str, spec: str, workspace=None) -> None:
+    check_name(name)
+    aliases = model_aliases(workspace)
+    aliases[name] = spec
+    f = _aliases_file(workspace)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_name(f".aliases.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(aliases, indent=2, sort_keys=True))
+    os.replace(tmp, f)

@@ -1,0 +1,52 @@
+"""Where shiftlab keeps what it builds: manifests, decoded caches, predictions, reports.
+
+Resolution order: an explicit path (``--workspace``), then ``$SHIFTLAB_HOME``, then
+``./shiftlab-workspace``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DIRNAME = "shiftlab-workspace"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | os.PathLike | None = None) -> "Workspace":
+        if path is None:
+            path = os.environ.get("SHIFTLAB_HOME") or Path.cwd() / DEFAULT_DIRNAME
+        return cls(Path(path).expanduser().resolve())
+
+    def _dir(self, *parts: str) -> Path:
+        d = self.root.joinpath(*parts)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def manifests(self) -> Path:
+        """Registered manifests, one ``<name>.parquet`` each."""
+        return self._dir("manifests")
+
+    @property
+    def decoded(self) -> Path:
+        """Decoded-tensor caches, one folder per (manifest, geometric recipe)."""
+        return self._dir("cache", "decoded")
+
+    @property
+    def predictions(self) -> Path:
+        """PredictionStore cells, one folder per (model, manifest, recipe)."""
+        return self._dir("predictions")
+
+    @property
+    def models(self) -> Path:
+        return self._dir("models")
+
+    @property
+    def reports(self) -> Path:
+        return self._dir("reports")
