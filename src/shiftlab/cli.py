@@ -28,7 +28,8 @@ models_app = typer.Typer(help="Model spec schemes and registered model names.", 
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 
-out = Console()
+# piped or logged output gets wide lines instead of rich's default 80 columns
+out = Console(width=None if sys.stdout.isatty() else 200)
 _state: dict = {"workspace": None, "debug": False}
 
 
@@ -56,6 +57,14 @@ def _floats(s: Optional[str], what: str) -> Optional[tuple[float, ...]]:
         return tuple(float(x) for x in s.split(","))
     except ValueError:
         raise InputError(f"{what} must be comma-separated numbers, e.g. 0.485,0.456,0.406") from None
+
+
+def _table(title: str, columns: list[str], right: tuple[str, ...] = ()) -> Table:
+    """A table whose cells wrap rather than being cut with '…' (output is often piped or logged)."""
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right" if c in right else "left", overflow="fold")
+    return t
 
 
 def _pct(x: float) -> str:
@@ -94,9 +103,9 @@ def eval_cmd(
         raise InputError("--models is empty; give one or more model specs, comma-separated")
     res = evaluate(dataset, specs, workspace=_ws(), layout=layout, root=str(root) if root else None,
                    device=device, batch_size=batch_size, recipe_overrides=overrides, workers=workers)
-    t = Table(title=f"{res.manifest.name}: {len(res.manifest)} images, {len(res.manifest.vocabulary)} classes")
-    for c in ("model", "images", "bad images", "top-1 % [95% CI]", "top-5 %"):
-        t.add_column(c, justify="left" if c == "model" else "right")
+    cols = ["model", "images", "bad images", "top-1 % [95% CI]", "top-5 %"]
+    t = _table(f"{res.manifest.name}: {len(res.manifest)} images, {len(res.manifest.vocabulary)} classes",
+               cols, right=tuple(cols[1:]))
     for r in res.table.itertuples():
         t.add_row(r.model, str(r.n_images), str(r.n_bad),
                   f"{_pct(r.top1)} [{_pct(r.top1_low)}, {_pct(r.top1_high)}]", _pct(r.top5))
@@ -123,9 +132,7 @@ def datasets_list(ctx: typer.Context):
     if not names:
         out.print(f"no datasets registered in {_ws().root}; add one with 'shiftlab datasets add NAME PATH'")
         return
-    t = Table(title=f"datasets in {_ws().root}")
-    for c in ("name", "images", "classes", "vocabulary", "layout", "root", "hash"):
-        t.add_column(c)
+    t = _table(f"datasets in {_ws().root}", ["name", "images", "classes", "vocabulary", "layout", "root", "hash"])
     for n in names:
         m = Manifest.load(dataset_path(n, _ws()))
         t.add_row(n, str(len(m)), str(m.table["label"].nunique()), m.vocabulary.name,
@@ -166,18 +173,14 @@ def models_list(ctx: typer.Context):
     from shiftlab.models.specs import SCHEMES
     from shiftlab.registry import model_aliases
 
-    t = Table(title="model specs")
-    for c in ("scheme", "example", "available here", "what"):
-        t.add_column(c)
+    t = _table("model specs", ["scheme", "example", "available here", "what"])
     for s in SCHEMES.values():
         missing = s.missing()
         t.add_row(f"{s.name}:", s.example, "yes" if not missing else f"no: {s.install}", s.doc)
     out.print(t)
     aliases = model_aliases(_ws())
     if aliases:
-        a = Table(title=f"registered names in {_ws().root}")
-        a.add_column("name")
-        a.add_column("spec")
+        a = _table(f"registered names in {_ws().root}", ["name", "spec"])
         for k, v in sorted(aliases.items()):
             a.add_row(k, v)
         out.print(a)

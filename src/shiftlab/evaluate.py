@@ -9,6 +9,7 @@ import pandas as pd
 
 from shiftlab.data.layouts import read_dataset
 from shiftlab.data.manifest import Manifest
+from shiftlab.errors import InputError
 from shiftlab.metrics.accuracy import accuracy_summary, per_class_accuracy
 from shiftlab.predict.engine import ModelPredictions, predict
 
@@ -45,7 +46,11 @@ class EvalResult:
 
 def summarize(manifest: Manifest, preds: list[ModelPredictions], dataset_name: str | None = None) -> pd.DataFrame:
     rows = []
+    top_label = int(manifest.labels.max(initial=-1))
     for p in preds:
+        if p.kind != "topk" and top_label >= p.values.shape[1]:
+            raise InputError(f"{p.model} predicts {p.values.shape[1]} classes but {manifest.name} has label "
+                             f"{top_label} ({manifest.vocabulary.name}); evaluate it on a set of its own classes")
         s = accuracy_summary(p.values, manifest.labels, kind=p.score_kind, valid=p.valid)
         rows.append({"model": p.model, "dataset": dataset_name or manifest.name, **s})
     cols = RESULT_COLUMNS + ["top5_low", "top5_high", "n_scored"]

@@ -92,6 +92,10 @@ class Vocabulary:
             "name folders by wnid or by a class name of that vocabulary, or pass --vocabulary"
         )
 
+    def knows(self, key: str) -> bool:
+        """Whether ``key`` names a class here, ambiguous names included (``index_of`` then says so)."""
+        return key in self._by_key or _norm(key) in self._by_key
+
     def try_index_of(self, key: str) -> int | None:
         try:
             return self.index_of(key)
@@ -146,9 +150,13 @@ def load_vocabulary(name: str) -> Vocabulary:
 
 
 def guess_vocabulary(keys: Iterable[str]) -> Vocabulary | None:
-    """ImageNet-1k when every key is one of its wnids or class names, else None."""
+    """ImageNet-1k when every key is one of its wnids or class names, else None.
+
+    Ambiguous names ("crane") count as ImageNet's, so that reading them fails with advice to use the
+    wnid instead of silently making a custom vocabulary.
+    """
     inet = imagenet_1k()
     keys = list(keys)
-    if keys and all(inet.try_index_of(k) is not None for k in keys):
+    if keys and all(inet.knows(k) for k in keys):
         return inet
     return None

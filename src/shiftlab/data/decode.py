@@ -7,6 +7,7 @@ the reason. EXIF orientation is applied; grey, palette, RGBA, CMYK and 16-bit im
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 #: default pixel limit (width × height); above it a file counts as a decompression bomb. 2× PIL's
 #: default, so that any real photo passes while a 50k × 50k "image" of a few KB does not.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,24 +69,27 @@ def decode_image(path: str | os.PathLike, *, mode: str = "RGB",
     if size == 0:
         return DecodeResult(None, "empty file")
     try:
-        with warnings.catch_warnings():
+        # PIL's limit is a process-wide global: swapping it unlocked from several decoding threads
+        # could "restore" None for good; opening reads only the header, so the lock costs little
+        with _PIL_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit below
             try:
                 im = Image.open(p)
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
-            w, h = im.size
-            if w * h > max_pixels:
-                return DecodeResult(None, f"decompression bomb ({w}x{h} px > {max_pixels})")
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return DecodeResult(_to_mode(im, mode))
+        w, h = im.size
+        if w * h > max_pixels:
+            return DecodeResult(None, f"decompression bomb ({w}x{h} px > {max_pixels})")
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return DecodeResult(_to_mode(im, mode))
     except UnidentifiedImageError:
         return DecodeResult(None, "not an image")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         msg = str(e)
-        if "truncated" in msg or "broken data stream" in msg or "premature end" in msg.lower():
+        low = msg.lower()  # PIL says both "image file is truncated" and "Truncated File Read"
+        if "truncated" in low or "broken data stream" in low or "premature end" in low:
             return DecodeResult(None, "truncated")
         return DecodeResult(None, f"corrupt: {' '.join(msg.split())[:120]}")
     except Exception as e:  # noqa: BLE001 - a decoder bug in one file must not abort a whole run

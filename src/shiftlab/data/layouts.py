@@ -68,6 +68,11 @@ def _image_files(folder: Path) -> tuple[list[Path], int]:
     return files, ignored
 
 
+def _loose_files(root: Path) -> int:
+    """Files beside the class folders: never read, but counted so that nothing is dropped unnoticed."""
+    return sum(1 for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
+
+
 def _ids_for(rel_paths: list[str], use_stem: bool = False) -> list[str]:
     """File names when they are unique (that is how ImageNet predictions are keyed), else relative paths."""
     names = [Path(p).stem if use_stem else Path(p).name for p in rel_paths]
@@ -91,7 +96,7 @@ def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None =
     if not classes:
         raise InputError(f"{root}: no class folders; an ImageFolder has one sub-folder per class")
     vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(classes, name=f"{root.name}-classes")
-    rows, ignored = [], 0
+    rows, ignored = [], _loose_files(root)
     for c in classes:
         label = vocab.index_of(c)
         files, n_ign = _image_files(root / c)
@@ -113,7 +118,7 @@ def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary |
         raise InputError(f"{root}: the imagenetv2 layout needs folders named 0 … 999 "
                          f"(found {not_num[0]!r}); use --layout imagefolder for named class folders")
     vocab = vocabulary or imagenet_1k()
-    rows, ignored = [], 0
+    rows, ignored = [], _loose_files(root)
     for d in sorted(dirs, key=lambda d: int(d.name)):  # numeric order: folder "10" is class 10
         label = int(d.name)
         if label >= len(vocab):
@@ -197,8 +202,9 @@ def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
         lab = labels.astype(int).tolist()
     else:
         keys = labels.astype(str).tolist()
-        vocab = vocabulary or guess_vocabulary(set(keys)) or Vocabulary.from_names(
-            sorted(set(keys)), name=f"{path.stem}-classes")
+        classes = sorted(set(keys) - {"-1"})  # -1 marks an unknown label, not a class named "-1"
+        vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(
+            classes, name=f"{path.stem}-classes")
         lab = [vocab.index_of(k) if k != "-1" else -1 for k in keys]
     df["label"] = lab
     if "id" not in df.columns:

@@ -32,6 +32,15 @@ _META_KEY = b"shiftlab"
 FORMAT_VERSION = 1
 
 
+def _json_default(o):
+    # seeds and parameters often come out of numpy; str() would turn np.int64(5) into "5" for good
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
 @dataclass(frozen=True, eq=False)
 class Manifest:
     table: pd.DataFrame
@@ -116,7 +125,7 @@ class Manifest:
         cached = self.__dict__.get("_content_hash")
         if cached is None:
             h = hashlib.sha256()
-            h.update(json.dumps(self._identity(), sort_keys=True, default=str).encode())
+            h.update(json.dumps(self._identity(), sort_keys=True, default=_json_default).encode())
             buf = io.StringIO()
             self.table.to_csv(buf, index=False, lineterminator="\n")
             h.update(buf.getvalue().encode())
@@ -146,7 +155,7 @@ class Manifest:
         table = pa.Table.from_pandas(self.table, preserve_index=False)
         meta = dict(table.schema.metadata or {})
         meta.pop(b"pandas", None)  # holds library versions; the schema is enough to read back
-        meta[_META_KEY] = json.dumps(self.metadata(), sort_keys=True, default=str).encode()
+        meta[_META_KEY] = json.dumps(self.metadata(), sort_keys=True, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd")
@@ -163,9 +172,14 @@ class Manifest:
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
             raise InputError(f"{path}: a Parquet file but not a shiftlab manifest (no 'shiftlab' metadata)")
-        m = json.loads(raw)
+        try:  # hand-edited or foreign metadata must give a one-line error, not a traceback
+            m = json.loads(raw)
+            name, vocab = m["name"], Vocabulary.from_json(m["vocabulary"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: broken shiftlab metadata ({type(e).__name__} {e}); "
+                             "re-create the manifest") from None
         return cls(
-            table=table.to_pandas(), name=m["name"], vocabulary=Vocabulary.from_json(m["vocabulary"]),
+            table=table.to_pandas(), name=name, vocabulary=vocab,
             root=m.get("root"), dataset=m.get("dataset"), variant=m.get("variant"),
             revision=m.get("revision"), parent=m.get("parent"), seed=m.get("seed"),
             parameters=m.get("parameters") or {},

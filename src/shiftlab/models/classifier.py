@@ -140,7 +140,8 @@ def weights_key(name: str, module: nn.Module) -> str:
     h = hashlib.sha256(name.encode())
     for k, v in module.state_dict().items():
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        # raw bytes via uint8: numpy has no bfloat16, and the bytes of other dtypes are unchanged
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return f"{name}@{h.hexdigest()[:16]}"
 
 

@@ -60,6 +60,9 @@ class Recipe:
             raise InputError(f"recipe mean/std need {self.channels} values for mode {self.mode}")
         if self.crop is None and not (self.square and self.resize):
             raise InputError("a recipe needs a crop size, or square=True with a resize, to give fixed-size inputs")
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0)
+               for v in (self.resize, self.crop)):
+            raise InputError(f"recipe resize and crop must be positive integers, not {self.resize!r}, {self.crop!r}")
         if any(s <= 0 for s in self.std):
             raise InputError("recipe std values must be positive")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -94,6 +97,21 @@ class Recipe:
         d = dict(d)
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         return cls(**d)
+
+    @classmethod
+    def from_fields(cls, fields, where: str) -> "Recipe":
+        """A recipe stored with a model (JSON text or a dict); fields left out keep their defaults.
+
+        Malformed input is the user's to fix, so it becomes an InputError that names ``where``.
+        """
+        try:
+            d = json.loads(fields) if isinstance(fields, (str, bytes)) else dict(fields)
+            return cls.from_json({**cls().to_json(), **d})
+        except InputError as e:
+            raise InputError(f"{where}: bad recipe: {e}") from None
+        except (ValueError, TypeError) as e:  # bad JSON, not an object, unknown field names
+            raise InputError(f"{where}: malformed recipe ({type(e).__name__}: {e}); expected a JSON object with "
+                             f"fields among {', '.join(cls().to_json())}") from None
 
     def with_overrides(self, **kw) -> "Recipe":
         kw = {k: v for k, v in kw.items() if v is not None}

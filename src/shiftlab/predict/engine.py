@@ -179,10 +179,11 @@ class Engine:
 def predict(manifest, models: Sequence[str | Classifier | PrecomputedPredictions], *, workspace=None,
             device: str = "auto", batch_size: int = 64, features: bool = False,
             recipe_overrides: dict | None = None, workers: int | None = None,
-            max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> list[ModelPredictions]:
+            max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
+            chunk_size: int = DEFAULT_CHUNK) -> list[ModelPredictions]:
     """Predictions of each model on ``manifest``, computed once and stored; specs are loaded one at a time."""
     engine = Engine(workspace, device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                    progress=progress)
+                    progress=progress, chunk_size=chunk_size)
     out = []
     try:
         for m in models:

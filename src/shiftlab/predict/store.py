@@ -64,6 +64,8 @@ class PredictionCell:
         """Exclusive access for computing this cell."""
         self.dir.joinpath("chunks").mkdir(parents=True, exist_ok=True)
         with file_lock(self.dir / "lock"):
+            for stale in self.dir.joinpath("chunks").glob(".*.tmp"):  # left by a killed writer
+                stale.unlink(missing_ok=True)
             if not (self.dir / "cell.json").is_file():
                 atomic_write_json(self.dir / "cell.json", {**self.meta, "chunk_size": self.chunk_size})
             yield self

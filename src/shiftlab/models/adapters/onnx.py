@@ -8,7 +8,6 @@ stored in the model's metadata under ``shiftlab_recipe`` (JSON).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,9 @@ class OnnxClassifier(Classifier):
         producers = {o: n for n in graph.node for o in n.output}
         out_name = graph.output[0].name
         self._feat_name, w, b = _classifier_layer(producers, inits, out_name)
-        self._weight = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-        self._bias = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
+        # copies: initializer arrays may be read-only views of the protobuf
+        self._weight = torch.tensor(np.asarray(w, dtype=np.float32))
+        self._bias = torch.tensor(np.asarray(b, dtype=np.float32))
         if self._feat_name not in {o.name for o in graph.output}:
             vi = graph.output.add()
             vi.name = self._feat_name
@@ -86,7 +86,8 @@ def load(rest: str, *, spec: str, workspace=None) -> OnnxClassifier:
     except Exception as e:  # noqa: BLE001 - protobuf raises several kinds on garbage
         raise InputError(f"{spec}: not an ONNX model ({type(e).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    recipe = Recipe.from_json(json.loads(meta["shiftlab_recipe"])) if "shiftlab_recipe" in meta else Recipe()
+    recipe = Recipe.from_fields(meta["shiftlab_recipe"], f"{spec} (shiftlab_recipe)") if "shiftlab_recipe" in meta \
+        else Recipe()
     try:
         return OnnxClassifier(model, recipe, name=path.stem, key=file_key(spec, path))
     except InputError as e:

@@ -86,8 +86,13 @@ def _match_ids(file_ids: np.ndarray, manifest_ids: np.ndarray, where: str) -> np
     if missing:
         raise PredictionMismatchError(f"{where}: {len(missing)} manifest image(s) have no prediction "
                                       f"(first: {missing[0]!r})")
-    if len(file_ids) != len(manifest_ids):
-        used = set(idx)
+    used = set(idx)
+    if len(used) < len(idx):  # manifest ids are unique, so two of them matched one row by their stem
+        shared = pd.Series(idx)
+        first = int(shared[shared.duplicated()].iloc[0])
+        raise PredictionMismatchError(f"{where}: several manifest images match the prediction {file_ids[first]!r} "
+                                      "once file extensions are ignored; use ids with extensions")
+    if len(used) != len(file_ids):
         extra = [file_ids[i] for i in range(len(file_ids)) if i not in used]
         raise PredictionMismatchError(f"{where}: {len(extra)} id(s) in the predictions are not in the manifest "
                                       f"(first: {extra[0]!r})")
@@ -138,7 +143,8 @@ def _read(path: Path, array: str | None, spec: str) -> tuple[np.ndarray, np.ndar
         if suffix in (".csv", ".parquet"):
             if array:
                 raise InputError(f"{spec}: '#name' addresses arrays in an .npz, not columns of a table")
-            df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            # ids stay text: "0007" or "1e3" read as numbers would no longer match the manifest
+            df = pd.read_csv(path, dtype={n: str for n in ID_NAMES}) if suffix == ".csv" else pd.read_parquet(path)
             ids, id_name = _ids_from(list(df.columns), lambda n: df[n])
             cols = [c for c in df.columns if c != id_name]
             topk = sorted((int(m.group(1)), c) for c in cols if (m := _TOPK_COL.match(str(c))))

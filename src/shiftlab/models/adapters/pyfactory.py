@@ -63,7 +63,7 @@ def load(rest: str, *, spec: str, workspace=None) -> Classifier:
     recipe = Recipe()
     if isinstance(out, tuple) and len(out) == 2:
         out, r = out
-        recipe = r if isinstance(r, Recipe) else Recipe.from_json({**Recipe().to_json(), **dict(r)})
+        recipe = r if isinstance(r, Recipe) else Recipe.from_fields(r, spec)
     if not isinstance(out, nn.Module):
         raise InputError(f"{spec}: the factory returned {type(out).__name__}, not an nn.Module or Classifier")
     name = factory_name if not query else f"{factory_name}?{query}"

@@ -8,7 +8,6 @@ running all but the last child. The recipe may be stored in the archive as the e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -26,7 +25,10 @@ class TorchScriptClassifier(Classifier):
         self.module = module.eval()
         self._layer = _last_linear(module)
         self._has_features = _has_method(module, "features")
-        self._sequential = module.original_name == "Sequential"
+        # only a Sequential whose last child is the Linear has the features as that child's input
+        children = list(module.children())
+        self._sequential = (module.original_name == "Sequential" and bool(children)
+                            and getattr(children[-1], "original_name", "") == "Linear")
 
     def to(self, device, channels_last: bool = False):
         super().to(device)
@@ -56,13 +58,14 @@ class TorchScriptClassifier(Classifier):
     def last_layer(self):
         if self._layer is None:
             raise InputError(f"{self.name}: no Linear sub-module found in this TorchScript model")
-        return self._layer.weight.detach(), self._layer.bias.detach()
+        w = self._layer.weight.detach()
+        b = self._layer.bias  # None for Linear(bias=False)
+        return w, (b.detach() if b is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device))
 
 
 def _has_method(module, name: str) -> bool:
-    try:
-        module._get_method(name)
-        return True
+    try:  # ScriptModule itself has no _get_method; its C++ module answers
+        return bool(module._c._has_method(name))
     except (RuntimeError, AttributeError):
         return False
 
@@ -84,5 +87,5 @@ def load(rest: str, *, spec: str, workspace=None) -> TorchScriptClassifier:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as e:
         raise InputError(f"{spec}: not a TorchScript archive ({' '.join(str(e).split())[:150]})") from None
-    recipe = Recipe.from_json(json.loads(extra[RECIPE_FILE])) if extra[RECIPE_FILE] else Recipe()
+    recipe = Recipe.from_fields(extra[RECIPE_FILE], f"{spec} ({RECIPE_FILE})") if extra[RECIPE_FILE] else Recipe()
     return TorchScriptClassifier(module, recipe, name=path.stem, key=file_key(spec, path))

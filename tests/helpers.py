@@ -1,0 +1,36 @@
+"""Helpers for tests: small image files and folders (``tests/`` is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+TINY_NETS = str(Path(__file__).resolve().parent / "predict" / "tinynets.py")
+
+
+def write_image(path: Path, size=(40, 30), color=None, seed: int = 0, mode: str = "RGB", fmt: str | None = None):
+    """A small textured image (not flat, so that it survives JPEG and resizing recognisably)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if color is not None:
+        arr[:] = color
+    im = Image.fromarray(arr, "RGB")
+    if mode != "RGB":
+        im = im.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, format=fmt)
+    return path
+
+
+def make_folder(root: Path, per_class: int = 20, bad: dict[str, bytes] | None = None,
+                classes=("n01440764", "n01443537")) -> Path:
+    """An ImageFolder of textured PNGs (wnid folders), plus optional bad files in the first class."""
+    for k, c in enumerate(classes):
+        for i in range(per_class):
+            write_image(root / c / f"{c}_{i:04d}.png", size=(48, 40), seed=1000 * k + i)
+    for name, data in (bad or {}).items():
+        (root / classes[0] / name).write_bytes(data)
+    return root

@@ -1,0 +1,123 @@
+"""The shiftlab command line: tables, result files, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import TINY_NETS, make_folder
+from shiftlab.cli import main
+
+TINY = f"python:{TINY_NETS}:tiny"
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_eval_reference_predictions_prints_and_writes_results(capsys, reference, tmp_path):
+    preds = reference / "imagenetv2" / "predictions" / "imagenetv2-b-33.npz"
+    out = tmp_path / "res" / "results.csv"
+    code, stdout, _ = run(capsys, "eval", "--dataset", str(reference / "imagenetv2" / "imagenetv2-b-33.json"),
+                          "--models", f"predictions:{preds}#resnet50,predictions:{preds}#alexnet", "--out", str(out))
+    assert code == 0
+    assert "63.33" in stdout and "84.65" in stdout and "imagenetv2-b-33" in stdout
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["model", "dataset", "n_images", "n_bad", "top1", "top1_low", "top1_high", "top5"]
+    r = df.set_index("model").loc["resnet50"]
+    assert r.top1 == pytest.approx(0.6333) and r.top5 == pytest.approx(0.8465)
+    assert (r.n_images, r.n_bad) == (10000, 0)
+    assert r.top1_low < r.top1 < r.top1_high and r.top1_high - r.top1_low == pytest.approx(0.019, abs=0.001)
+    pd.testing.assert_frame_equal(pd.read_parquet(out.with_suffix(".parquet")), df, check_dtype=False)
+
+
+def test_register_a_folder_then_eval_it_by_name(capsys, tmp_path):
+    folder = make_folder(tmp_path / "pets", per_class=5, bad={"x.jpg": b"oops"})
+    code, stdout, _ = run(capsys, "datasets", "add", "pets-v1", str(folder))
+    assert code == 0 and "11 images" in stdout
+    code, stdout, _ = run(capsys, "datasets")
+    assert "pets-v1" in stdout and "imagenet-1k" in stdout
+    code, stdout, _ = run(capsys, "eval", "-d", "pets-v1", "-m", TINY, "--out", str(tmp_path / "r.csv"))
+    assert code == 0
+    assert "1 image(s) could not be decoded and were excluded: 1 not an image" in " ".join(stdout.split())
+    r = pd.read_csv(tmp_path / "r.csv").iloc[0]
+    assert (r.n_images, r.n_bad) == (11, 1)
+
+
+def test_recipe_options_reach_the_model(capsys, tmp_path):
+    folder = make_folder(tmp_path / "f", per_class=3)
+    code, _, _ = run(capsys, "eval", "-d", str(folder), "-m", TINY, "--crop", "20", "--mean", "0.5,0.5,0.5")
+    assert code == 0
+    cells = [p.name for p in (tmp_path / "ws" / "predictions").glob("*/*")]
+    from shiftlab.models.recipes import Recipe
+
+    want = Recipe(resize=36, crop=20, mean=(0.5,) * 3).key()
+    assert any(c.endswith(want) for c in cells), cells
+
+
+def test_models_lists_schemes_and_what_to_install(capsys):
+    code, stdout, _ = run(capsys, "models")
+    assert code == 0
+    text = " ".join(stdout.split())
+    for scheme in ("torchscript:", "onnx:", "python:", "predictions:", "torchvision:", "timm:", "robustbench:"):
+        assert scheme in text
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001
+        assert "pip install torchvision" in text
+
+
+def test_models_add_registers_an_alias(capsys, tmp_path):
+    folder = make_folder(tmp_path / "f", per_class=2)
+    assert run(capsys, "models", "add", "tiny", TINY)[0] == 0
+    code, stdout, _ = run(capsys, "eval", "-d", str(folder), "-m", "tiny")
+    assert code == 0 and "tiny" in stdout
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["eval", "--dataset", "no-such-set", "--models", "x"], "neither a registered name nor a path"),
+    (["eval", "--dataset", "{ref}/imagenetv2/imagenetv2-c-12.json", "--models", "resnet"], "unknown model"),
+    (["eval", "--dataset", "{ref}/imagenetv2/imagenetv2-c-12.json", "--models", "torchvision:resnet50"], "pip install"),
+    (["eval", "--dataset", "{ref}/imagenetv2/imagenetv2-c-12.json", "--models",
+      "predictions:{ref}/imagenetv2/predictions/imagenet-validation-original.npz#resnet50"], "50000 rows"),
+    (["eval", "--dataset", "{ref}/imagenetv2/imagenetv2-c-12.json", "--models",
+      "predictions:{ref}/imagenetv2/predictions/imagenetv2-c-12.npz"], "address one as"),
+    (["eval", "--dataset", "{ref}/imagenetv2/imagenetv2-c-12.json", "--layout", "pictures", "--models", "x:y"],
+     "unknown layout"),
+    (["eval", "--dataset", "x", "--models", "y", "--batch-size", "0"], "batch-size"),
+    (["eval", "--dataset", "x"], "--models"),
+    (["eval", "--no-such-option"], "No such option"),
+    (["eval", "-d", "{ref}/imagenetv2/imagenetv2-c-12.json", "-m", "x", "--mean", "a,b"], "--mean"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, needle, reference, capsys):
+    if "torchvision" in " ".join(argv):
+        try:
+            import torchvision  # noqa: F401
+            pytest.skip("torchvision imports here; the missing-dependency message cannot appear")
+        except Exception:  # noqa: BLE001
+            pass
+    code, stdout, stderr = run(capsys, *[a.replace("{ref}", str(reference)) for a in argv])
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert needle in lines[0]
+    assert "Traceback" not in stderr + stdout
+
+
+def test_console_script_exit_status_and_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("shiftlab")
+    env = {**os.environ, "SHIFTLAB_HOME": str(tmp_path)}
+    p = subprocess.run([str(exe), "eval", "--dataset", str(tmp_path / "missing"), "--models", "onnx:m.onnx"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    p = subprocess.run([str(exe), "--debug", "eval", "--dataset", str(tmp_path / "missing"), "--models", "x"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "Traceback" in p.stderr  # --debug shows where it came from
