@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_image
+from helpers import write_image
 
 from shiftlab.data.classes import Vocabulary, imagenet_1k
 from shiftlab.data.layouts import (
@@ -302,3 +302,13 @@ def test_read_dataset_passes_root_to_revision_and_csv(tmp_path):
     assert m.has_images and list(m.labels) == [1]
     assert not read_dataset(f, progress=False).has_images
 
+
+
+def test_imagefolder_with_numbered_class_folders_orders_them_numerically(tmp_path):
+    from shiftlab.data.layouts import read_imagefolder
+
+    for c in ("0", "1", "2", "10"):
+        write_image(tmp_path / "digits" / c / "a.png", seed=int(c))
+    m = read_imagefolder(tmp_path / "digits", progress=False)
+    assert m.vocabulary.names == ["0", "1", "2", "10"]
+    assert dict(zip(m.table["path"].str.split("/").str[0], m.labels)) == {"0": 0, "1": 1, "2": 2, "10": 3}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from tests.conftest import write_image
+from helpers import write_image
 from torch.utils.data import DataLoader, Dataset
 
 from shiftlab.data.layouts import read_imagefolder

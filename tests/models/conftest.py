@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+
 class SmallCNN(nn.Module):
     """conv → relu → global pool → ``fc``; ``features`` is exported so TorchScript keeps it."""
 

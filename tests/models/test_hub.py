@@ -25,8 +25,8 @@ class InterpolationMode(enum.Enum):  # as torchvision.transforms.InterpolationMo
 
 
 class _Transforms:
-    resize_size = [232]
-    crop_size = [224]
+    resize_size = (232,)
+    crop_size = (224,)
     interpolation = InterpolationMode.BICUBIC
     mean = (0.1, 0.2, 0.3)
     std = (0.4, 0.5, 0.6)
@@ -35,7 +35,7 @@ class _Transforms:
 class Weights(enum.Enum):  # as torchvision's weight enums: DEFAULT is an alias of the best member
     IMAGENET1K_V1 = "v1"
     IMAGENET1K_V2 = "v2"
-    DEFAULT = "v2"
+    DEFAULT = "v2"  # noqa: PIE796 - the alias is the point
 
     def transforms(self):
         return _Transforms()

@@ -11,10 +11,10 @@ from torch import nn
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from shiftlab.errors import InputError  # noqa: E402
-from shiftlab.models import Recipe, load_model  # noqa: E402
+from shiftlab.errors import InputError
+from shiftlab.models import Recipe, load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter says it is legacy
 ODD = Recipe(resize=14, crop=12, mean=(0.2, 0.5, 0.7), std=(0.3, 0.1, 0.6))
@@ -44,7 +44,7 @@ def test_exported_cnn_ending_in_gemm(tmp_path, small_cnn, check_classifier):
     assert ops(path)[-1] == "Gemm"
     clf = load_model(f"onnx:{path}")
     assert clf.recipe == Recipe() and clf.name == "cnn"
-    _, feats = check_classifier(clf, m, Recipe().mean, Recipe().std, shape=(3, 3, 12, 12), atol=1e-4)
+    check_classifier(clf, m, Recipe().mean, Recipe().std, shape=(3, 3, 12, 12), atol=1e-4)
     w, b = clf.last_layer()
     torch.testing.assert_close(w, m.fc.weight.detach())
     torch.testing.assert_close(b, m.fc.bias.detach())

@@ -22,7 +22,7 @@ def manifest(ids=IDS, n_classes=K, labels=None) -> Manifest:
     return Manifest(df, name="toy", vocabulary=Vocabulary.from_names([f"c{i}" for i in range(n_classes)]))
 
 
-def logits(n=len(IDS), k=K, seed=0):
+def logits(n=8, k=K, seed=0):
     return np.random.default_rng(seed).normal(size=(n, k)).astype(np.float32)
 
 
@@ -35,7 +35,7 @@ def topk_of(scores, k=5):
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-def shuffled(n=len(IDS), seed=1):
+def shuffled(n=8, seed=1):
     return np.random.default_rng(seed).permutation(n)
 
 

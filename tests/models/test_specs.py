@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from shiftlab.errors import InputError, MissingDependencyError, ShiftlabError, UnknownNameError
-from shiftlab.models import Recipe, TorchClassifier, load_model
-from shiftlab.models import specs
+from shiftlab.models import Recipe, TorchClassifier, load_model, specs
 from shiftlab.registry import register_model
 
 FACTORY = """

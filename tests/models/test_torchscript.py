@@ -40,7 +40,7 @@ def test_scripted_sequential_ending_in_linear(tmp_path, check_classifier):
     m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
     clf = load_model(f"torchscript:{save_script(m, tmp_path / 'seq.pt')}")
     assert clf.recipe == Recipe()  # nothing stored: the ImageNet default
-    _, feats = check_classifier(clf, m, Recipe().mean, Recipe().std)
+    check_classifier(clf, m, Recipe().mean, Recipe().std)
     with torch.no_grad():
         x = torch.rand(2, 3, 12, 12)
         torch.testing.assert_close(clf.features(x), m[:-1](Recipe().normalize(x)))

@@ -95,6 +95,8 @@ def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None =
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise InputError(f"{root}: no class folders; an ImageFolder has one sub-folder per class")
+    if all(c.isdigit() for c in classes):  # "10" after "9", not after "1"
+        classes.sort(key=int)
     vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(classes, name=f"{root.name}-classes")
     rows, ignored = [], _loose_files(root)
     for c in classes:
