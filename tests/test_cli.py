@@ -70,7 +70,7 @@ def test_models_lists_schemes_and_what_to_install(capsys):
         assert scheme in text
     try:
         import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001
+    except Exception:
         assert "pip install torchvision" in text
 
 
@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, needle, reference, capsys):
         try:
             import torchvision  # noqa: F401
             pytest.skip("torchvision imports here; the missing-dependency message cannot appear")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     code, stdout, stderr = run(capsys, *[a.replace("{ref}", str(reference)) for a in argv])
     assert code == 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -35,7 +34,7 @@ _state: dict = {"workspace": None, "debug": False}
 
 @app.callback()
 def _global(
-    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", envvar="SHIFTLAB_HOME",
+    workspace: Path | None = typer.Option(None, "--workspace", "-w", envvar="SHIFTLAB_HOME",
                                              help="Workspace folder [default: ./shiftlab-workspace]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
@@ -50,7 +49,7 @@ def _ws():
     return Workspace.resolve(_state["workspace"])
 
 
-def _floats(s: Optional[str], what: str) -> Optional[tuple[float, ...]]:
+def _floats(s: str | None, what: str) -> tuple[float, ...] | None:
     if s is None:
         return None
     try:
@@ -75,18 +74,18 @@ def _pct(x: float) -> str:
 def eval_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name or a path."),
     models: str = typer.Option(..., "--models", "-m", help="Comma-separated model specs or names."),
-    layout: Optional[str] = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
-    root: Optional[Path] = typer.Option(None, help="Image root for a revision JSON or CSV."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write results as CSV (and .parquet beside)."),
+    layout: str | None = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
+    root: Path | None = typer.Option(None, help="Image root for a revision JSON or CSV."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write results as CSV (and .parquet beside)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, help="Decoding threads [default: min(8, cores)]."),
-    recipe: Optional[str] = typer.Option(None, help="Named recipe (imagenet, inception) for every model."),
-    resize: Optional[int] = typer.Option(None, help="Override: shorter side before the crop."),
-    crop: Optional[int] = typer.Option(None, help="Override: centre-crop size."),
-    interpolation: Optional[str] = typer.Option(None, help="Override: bilinear, bicubic, …"),
-    mean: Optional[str] = typer.Option(None, help="Override: e.g. 0.485,0.456,0.406."),
-    std: Optional[str] = typer.Option(None, help="Override: e.g. 0.229,0.224,0.225."),
+    workers: int | None = typer.Option(None, help="Decoding threads [default: min(8, cores)]."),
+    recipe: str | None = typer.Option(None, help="Named recipe (imagenet, inception) for every model."),
+    resize: int | None = typer.Option(None, help="Override: shorter side before the crop."),
+    crop: int | None = typer.Option(None, help="Override: centre-crop size."),
+    interpolation: str | None = typer.Option(None, help="Override: bilinear, bicubic, …"),
+    mean: str | None = typer.Option(None, help="Override: e.g. 0.485,0.456,0.406."),
+    std: str | None = typer.Option(None, help="Override: e.g. 0.229,0.224,0.225."),
 ):
     """Top-1 / top-5 accuracy (95% Clopper–Pearson intervals) of models on a test set."""
     from shiftlab.evaluate import evaluate
@@ -144,8 +143,8 @@ def datasets_list(ctx: typer.Context):
 def datasets_add(
     name: str = typer.Argument(..., help="Name to register under."),
     path: Path = typer.Argument(..., help="Folder, revision JSON, CSV or manifest."),
-    layout: Optional[str] = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
-    root: Optional[Path] = typer.Option(None, help="Image root for a revision JSON or CSV."),
+    layout: str | None = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
+    root: Path | None = typer.Option(None, help="Image root for a revision JSON or CSV."),
 ):
     """Read a dataset into a manifest and register it under NAME."""
     from shiftlab.data.layouts import read_dataset
@@ -159,7 +158,7 @@ def datasets_add(
               f"({m.vocabulary.name}) → {p}")
 
 
-def _layout_for_path(path: Path) -> Optional[str]:
+def _layout_for_path(path: Path) -> str | None:
     from shiftlab.data.layouts import detect_layout
 
     return detect_layout(path) if path.exists() else None

@@ -18,7 +18,7 @@ class Workspace:
     root: Path
 
     @classmethod
-    def resolve(cls, path: str | os.PathLike | None = None) -> "Workspace":
+    def resolve(cls, path: str | os.PathLike | None = None) -> Workspace:
         if path is None:
             path = os.environ.get("SHIFTLAB_HOME") or Path.cwd() / DEFAULT_DIRNAME
         return cls(Path(path).expanduser().resolve())

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import write_image
 
+from helpers import write_image
 from shiftlab.data.classes import Vocabulary, imagenet_1k
 from shiftlab.data.layouts import (
     detect_layout,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from helpers import write_image
 from torch.utils.data import DataLoader, Dataset
 
+from helpers import write_image
 from shiftlab.data.layouts import read_imagefolder
 from shiftlab.models.recipes import Recipe
 

@@ -101,18 +101,18 @@ def test_python_factory_returning_classifier_is_used_as_is(tmp_path):
 
 @pytest.mark.parametrize("rest, needle", [
     ("{dir}/nope.py:build", "no such file"),
-    ("{file}:missing_factory", "missing_factory"),
-    ("{file}:NOT_CALLABLE", "NOT_CALLABLE"),
-    ("{file}:not_a_model", "int"),
-    ("shiftlab_no_such_module_xyz:build", "cannot import"),
-    ("{file}", "python:<module"),
+    ("{file}:missing_factory", "has no callable 'missing_factory'"),
+    ("{file}:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
+    ("{file}:not_a_model", "returned int, not an nn.Module"),
+    ("shiftlab_no_such_module_xyz:build", "cannot import 'shiftlab_no_such_module_xyz'"),
+    ("{file}", "expected python:<module"),
 ])
 def test_python_errors(user_file, rest, needle):
     spec = "python:" + rest.format(dir=user_file.parent, file=user_file)
     with pytest.raises(InputError) as e:
         load_model(spec)
     msg = str(e.value)
-    assert needle in msg and "\n" not in msg
+    assert msg.startswith(spec) and needle in msg.replace(spec, "", 1) and "\n" not in msg
     assert isinstance(e.value, ShiftlabError)
 
 
@@ -222,3 +222,14 @@ def test_weights_key_bfloat16_module():
     with torch.no_grad():
         m.weight[0, 0] += 1
     assert weights_key("bf", m) != k
+
+
+def test_errors_inside_the_users_code_are_one_line_input_errors(tmp_path):
+    bad_syntax = tmp_path / "broken.py"
+    bad_syntax.write_text("def build(:\n")
+    with pytest.raises(InputError, match="broken.py failed to import .SyntaxError"):
+        load_model(f"python:{bad_syntax}:build")
+    raising = tmp_path / "raising.py"
+    raising.write_text("def build(width=1):\n    raise ValueError(f'width {width} is too small')\n")
+    with pytest.raises(InputError, match="the factory raised ValueError: width 3 is too small"):
+        load_model(f"python:{raising}:build?width=3")

@@ -35,7 +35,7 @@ class _Transforms:
 class Weights(enum.Enum):  # as torchvision's weight enums: DEFAULT is an alias of the best member
     IMAGENET1K_V1 = "v1"
     IMAGENET1K_V2 = "v2"
-    DEFAULT = "v2"  # noqa: PIE796 - the alias is the point
+    DEFAULT = "v2"
 
     def transforms(self):
         return _Transforms()

@@ -11,10 +11,10 @@ from torch import nn
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from shiftlab.errors import InputError
-from shiftlab.models import Recipe, load_model
+from shiftlab.errors import InputError  # noqa: E402
+from shiftlab.models import Recipe, load_model  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter says it is legacy
 ODD = Recipe(resize=14, crop=12, mean=(0.2, 0.5, 0.7), std=(0.3, 0.1, 0.6))
@@ -81,13 +81,16 @@ def test_exported_matmul_add(tmp_path, check_classifier):
 
 
 def handmade_graph(path, last: str = "matmul_add", n_classes: int = 4):
-    """x (N, 3, 2, 2) → Flatten → MatMul(W: 12×K) → Add(b), built with the onnx helper API."""
+    """x (N, 3, 2, 2) → Flatten → MatMul(W: 12×K) → Add(b), built with the onnx helper API; or the same as
+    one Gemm without transB and with alpha = 0.5, beta = 2 (logits = 0.5·x W + 2 b)."""
     rng = np.random.default_rng(0)
     W = rng.normal(size=(12, n_classes)).astype(np.float32)
     b = rng.normal(size=n_classes).astype(np.float32)
     nodes = [helper.make_node("Flatten", ["x"], ["flat"], axis=1)]
     if last == "matmul_add":
         nodes += [helper.make_node("MatMul", ["flat", "W"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["y"])]
+    elif last == "gemm":
+        nodes += [helper.make_node("Gemm", ["flat", "W", "b"], ["y"], alpha=0.5, beta=2.0, transB=0)]
     elif last == "relu":
         nodes += [helper.make_node("MatMul", ["flat", "W"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["z"]),
                   helper.make_node("Relu", ["z"], ["y"])]
@@ -109,10 +112,24 @@ def test_handmade_matmul_add(tmp_path):
     np.testing.assert_array_equal(bias.numpy(), b)
     x = torch.rand(6, 3, 2, 2)
     logits, feats = clf.forward(x, features=True)
-    flat = ((x - torch.tensor(Recipe().mean).view(1, 3, 1, 1)) / torch.tensor(Recipe().std).view(1, 3, 1, 1)).reshape(6, 12)
+    mean, std = torch.tensor(Recipe().mean).view(1, 3, 1, 1), torch.tensor(Recipe().std).view(1, 3, 1, 1)
+    flat = ((x - mean) / std).reshape(6, 12)
     np.testing.assert_allclose(feats.numpy(), flat.numpy(), atol=1e-6)
     np.testing.assert_allclose(logits.numpy(), flat.numpy() @ W + b, atol=1e-5)
     assert clf.num_classes == 4
+
+
+def test_handmade_gemm_without_transb(tmp_path):
+    W, b = handmade_graph(tmp_path / "g.onnx", last="gemm")
+    clf = load_model(f"onnx:{with_recipe(tmp_path / 'g.onnx', Recipe(resize=None, crop=2))}")
+    w, bias = clf.last_layer()
+    np.testing.assert_allclose(w.numpy(), 0.5 * W.T)
+    np.testing.assert_allclose(bias.numpy(), 2.0 * b)
+    x = torch.rand(3, 3, 2, 2)
+    logits, feats = clf.forward(x, features=True)
+    flat = Recipe().normalize(x).reshape(3, 12).numpy()
+    np.testing.assert_allclose(logits.numpy(), 0.5 * flat @ W + 2.0 * b, atol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), feats.numpy() @ w.numpy().T + bias.numpy(), atol=1e-5)
 
 
 def test_graph_not_ending_in_a_linear_layer(tmp_path):
@@ -123,10 +140,10 @@ def test_graph_not_ending_in_a_linear_layer(tmp_path):
 
 def test_bad_files(tmp_path, small_cnn):
     (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07garbage" * 50)
-    for name in ("garbage.onnx", "missing.onnx"):
+    for name, why in [("garbage.onnx", "not an ONNX model"), ("missing.onnx", "no such file")]:
         with pytest.raises(InputError) as e:
             load_model(f"onnx:{tmp_path / name}")
-        assert "\n" not in str(e.value) and name in str(e.value)
+        assert name in str(e.value) and why in str(e.value) and "\n" not in str(e.value)
     path = with_recipe(export(small_cnn(), tmp_path / "bad_recipe.onnx"), '{"crop": "big"}')
     with pytest.raises(InputError, match="recipe"):
         load_model(f"onnx:{path}")

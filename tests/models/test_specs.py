@@ -26,7 +26,7 @@ def importable(name: str) -> bool:
     try:
         importlib.import_module(name)
         return True
-    except Exception:  # noqa: BLE001 - a broken install (torchvision vs a CPU torch) is not importable either
+    except Exception:
         return False
 
 

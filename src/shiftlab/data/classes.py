@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Iterable, Sequence
 
 from shiftlab.errors import InputError, UnknownNameError
 
@@ -114,7 +114,7 @@ class Vocabulary:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Vocabulary":
+    def from_json(cls, d: dict) -> Vocabulary:
         if "classes" not in d:
             return load_vocabulary(d["name"])
         return cls(
@@ -124,7 +124,7 @@ class Vocabulary:
         )
 
     @classmethod
-    def from_names(cls, names: Sequence[str], name: str = "custom") -> "Vocabulary":
+    def from_names(cls, names: Sequence[str], name: str = "custom") -> Vocabulary:
         """A vocabulary whose class i is ``names[i]`` (wnids recognised as such)."""
         if len(set(names)) != len(names):
             raise InputError(f"vocabulary {name!r} has repeated class names")
@@ -132,7 +132,7 @@ class Vocabulary:
             ClassInfo(i, n if is_wnid(n) else None, (n,)) for i, n in enumerate(names)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def imagenet_1k() -> Vocabulary:
     raw = json.loads(resources.files("shiftlab.data").joinpath("vocab/imagenet-1k.json").read_text())
     return Vocabulary("imagenet-1k", tuple(

@@ -92,5 +92,5 @@ def decode_image(path: str | os.PathLike, *, mode: str = "RGB",
         if "truncated" in low or "broken data stream" in low or "premature end" in low:
             return DecodeResult(None, "truncated")
         return DecodeResult(None, f"corrupt: {' '.join(msg.split())[:120]}")
-    except Exception as e:  # noqa: BLE001 - a decoder bug in one file must not abort a whole run
+    except Exception as e:
         return DecodeResult(None, f"corrupt: {type(e).__name__}: {' '.join(str(e).split())[:100]}")

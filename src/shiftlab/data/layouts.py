@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k, is_wnid
+from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError, UnknownNameError
 
@@ -288,8 +288,9 @@ def read_dataset(spec: str | os.PathLike, *, layout: str | None = None, workspac
     if layout in ("imagefolder", "imagenetv2", "csv") and vocabulary is not None:
         kw["vocabulary"] = vocabulary
     reader = LAYOUTS[layout]
-    if layout != "manifest" and path.is_dir() != (layout in ("imagefolder", "imagenetv2")):
-        raise InputError(f"{path}: layout {layout} expects a {'folder' if layout in ('imagefolder', 'imagenetv2') else 'file'}")
+    wants_folder = layout in ("imagefolder", "imagenetv2")
+    if layout != "manifest" and path.is_dir() != wants_folder:
+        raise InputError(f"{path}: layout {layout} expects a {'folder' if wants_folder else 'file'}")
     return reader(path, **kw)
 
 

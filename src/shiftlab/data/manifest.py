@@ -104,10 +104,10 @@ class Manifest:
         root = Path(self.root)
         return [root / p for p in self.table["path"]]
 
-    def with_root(self, root: str | os.PathLike) -> "Manifest":
+    def with_root(self, root: str | os.PathLike) -> Manifest:
         return replace(self, root=str(root))
 
-    def subset(self, mask_or_index, name: str | None = None) -> "Manifest":
+    def subset(self, mask_or_index, name: str | None = None) -> Manifest:
         t = self.table.loc[mask_or_index] if not isinstance(mask_or_index, np.ndarray) or \
             mask_or_index.dtype == bool else self.table.iloc[mask_or_index]
         return replace(self, table=t.reset_index(drop=True), name=name or self.name, parent=self.name)
@@ -163,7 +163,7 @@ class Manifest:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Manifest":
+    def load(cls, path: str | os.PathLike) -> Manifest:
         path = Path(path)
         try:
             table = pq.read_table(path)

@@ -4,4 +4,4 @@ from shiftlab.models.classifier import Classifier, TorchClassifier
 from shiftlab.models.recipes import RECIPES, Recipe, get_recipe
 from shiftlab.models.specs import SCHEMES, load_model
 
-__all__ = ["Classifier", "TorchClassifier", "Recipe", "RECIPES", "get_recipe", "SCHEMES", "load_model"]
+__all__ = ["RECIPES", "SCHEMES", "Classifier", "Recipe", "TorchClassifier", "get_recipe", "load_model"]

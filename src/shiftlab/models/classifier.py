@@ -48,7 +48,7 @@ class Classifier:
     def num_classes(self) -> int:
         return int(self.last_layer()[0].shape[0])
 
-    def to(self, device: torch.device | str, channels_last: bool = False) -> "Classifier":
+    def to(self, device: torch.device | str, channels_last: bool = False) -> Classifier:
         self.device = torch.device(device)
         return self
 
@@ -102,7 +102,7 @@ class TorchClassifier(Classifier):
 
     _capturing = False
 
-    def to(self, device, channels_last: bool = False) -> "TorchClassifier":
+    def to(self, device, channels_last: bool = False) -> TorchClassifier:
         super().to(device)
         self.module.to(self.device)
         self.channels_last = channels_last

@@ -93,13 +93,13 @@ class Recipe:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Recipe":
+    def from_json(cls, d: dict) -> Recipe:
         d = dict(d)
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         return cls(**d)
 
     @classmethod
-    def from_fields(cls, fields, where: str) -> "Recipe":
+    def from_fields(cls, fields, where: str) -> Recipe:
         """A recipe stored with a model (JSON text or a dict); fields left out keep their defaults.
 
         Malformed input is the user's to fix, so it becomes an InputError that names ``where``.
@@ -113,7 +113,7 @@ class Recipe:
             raise InputError(f"{where}: malformed recipe ({type(e).__name__}: {e}); expected a JSON object with "
                              f"fields among {', '.join(cls().to_json())}") from None
 
-    def with_overrides(self, **kw) -> "Recipe":
+    def with_overrides(self, **kw) -> Recipe:
         kw = {k: v for k, v in kw.items() if v is not None}
         for k in ("mean", "std"):
             if k in kw:

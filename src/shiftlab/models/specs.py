@@ -8,8 +8,8 @@ A bare name is looked up among the workspace's model aliases (``shiftlab models 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from shiftlab.errors import MissingDependencyError, UnknownNameError
 from shiftlab.models.recipes import Recipe
@@ -29,7 +29,7 @@ class Scheme:
         for mod in self.requires:
             try:
                 importlib.import_module(mod)
-            except Exception:  # noqa: BLE001 - a broken install (e.g. torchvision vs a CPU torch) counts as missing
+            except Exception:
                 out.append(mod)
         return out
 

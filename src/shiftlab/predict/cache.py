@@ -75,13 +75,13 @@ class DecodedCache:
         return self._pixels
 
     # --- building ---------------------------------------------------------------------------------
-    def build(self) -> "DecodedCache":
+    def build(self) -> DecodedCache:
         """Decode everything not yet decoded (blocking)."""
         if not self.complete:
             self._build()
         return self
 
-    def start(self) -> "DecodedCache":
+    def start(self) -> DecodedCache:
         """Decode in a background thread; ``rows()`` waits for what it needs."""
         if not self.complete and self._thread is None:
             self._thread = threading.Thread(target=self._build_guarded, name="shiftlab-decode", daemon=True)
@@ -98,7 +98,7 @@ class DecodedCache:
     def _build_guarded(self) -> None:
         try:
             self._build()
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
+        except BaseException as e:
             self._error = e
             with self._cond:
                 self._cond.notify_all()
@@ -131,7 +131,7 @@ class DecodedCache:
                     return r.reason
                 try:
                     out[i] = recipe.apply(r.image)
-                except Exception as e:  # noqa: BLE001 - e.g. a 1-px image that cannot be resized
+                except Exception as e:
                     out[i] = 0
                     return f"corrupt: {type(e).__name__}"
                 return None
@@ -150,7 +150,6 @@ class DecodedCache:
             atomic_write_json(self.dir / "complete.json", {
                 "n": self.n, "shape": list(self.shape), "manifest": self.manifest.name,
                 "geometry": self.recipe.geometry(), "bad": {str(k): v for k, v in sorted(self._bad.items())}})
-            del out
 
     def _open_for_writing(self) -> np.ndarray:
         f = self.dir / "pixels.npy"

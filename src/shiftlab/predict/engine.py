@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ def prefetch(it: Iterable, depth: int = 2) -> Iterator:
         try:
             for x in it:
                 q.put(x)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+        except BaseException as e:
             q.put(e)
         q.put(done)
 

@@ -33,7 +33,7 @@ def load_torchvision(rest: str, *, spec: str, workspace=None) -> TorchClassifier
         raise InputError(f"{spec}: torchvision has no model/weights {rest!r} ({e})") from None
     try:
         model = torchvision.models.get_model(name, weights=w)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _weights_error(spec, e) from None
     t = w.transforms()
     recipe = Recipe(resize=int(t.resize_size[0]), crop=int(t.crop_size[0]), interpolation=_interp(t.interpolation),
@@ -49,7 +49,7 @@ def load_timm(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
         raise InputError(f"{spec}: timm has no model {rest!r} (see timm.list_models())")
     try:
         model = timm.create_model(rest, pretrained=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _weights_error(spec, e) from None
     cfg = resolve_data_config({}, model=model)
     size = int(cfg["input_size"][-1])
@@ -66,7 +66,7 @@ def load_robustbench(rest: str, *, spec: str, workspace=None) -> TorchClassifier
     dataset, _, threat = (where or "imagenet/Linf").partition("/")
     try:
         model = rb_load(model_name=name, dataset=dataset, threat_model=threat or "Linf")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _weights_error(spec, e) from None
     # RobustBench models normalise inside; ImageNet ones use resize 256 / crop 224 ("Res256Crop224")
     if dataset == "imagenet":

@@ -83,7 +83,7 @@ def load(rest: str, *, spec: str, workspace=None) -> OnnxClassifier:
         raise InputError(f"{spec}: no such file")
     try:
         model = onnx.load(str(path))
-    except Exception as e:  # noqa: BLE001 - protobuf raises several kinds on garbage
+    except Exception as e:
         raise InputError(f"{spec}: not an ONNX model ({type(e).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
     recipe = Recipe.from_fields(meta["shiftlab_recipe"], f"{spec} (shiftlab_recipe)") if "shiftlab_recipe" in meta \

@@ -29,12 +29,15 @@ def _import(module: str, spec: str):
         s = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(s)
         sys.modules[name] = mod
-        s.loader.exec_module(mod)
+        try:
+            s.loader.exec_module(mod)
+        except Exception as e:  # noqa: BLE001 - the user's file: say where, not a traceback
+            raise InputError(f"{spec}: {path.name} failed to import ({type(e).__name__}: {e})") from None
         return mod
     try:
         return importlib.import_module(module)
-    except ImportError as e:
-        raise InputError(f"{spec}: cannot import {module!r} ({e})") from None
+    except Exception as e:  # noqa: BLE001 - ImportError, or anything the module raises while importing
+        raise InputError(f"{spec}: cannot import {module!r} ({type(e).__name__}: {e})") from None
 
 
 def _kwargs(query: str) -> dict:
@@ -57,7 +60,10 @@ def load(rest: str, *, spec: str, workspace=None) -> Classifier:
     factory = getattr(mod, factory_name, None)
     if not callable(factory):
         raise InputError(f"{spec}: {module_name} has no callable {factory_name!r}")
-    out = factory(**_kwargs(query))
+    try:
+        out = factory(**_kwargs(query))
+    except Exception as e:  # noqa: BLE001 - an error inside the user's factory, reported in one line
+        raise InputError(f"{spec}: the factory raised {type(e).__name__}: {e} (--debug shows where)") from e
     if isinstance(out, Classifier):
         return out
     recipe = Recipe()
