@@ -31,12 +31,12 @@ def _import(module: str, spec: str):
         sys.modules[name] = mod
         try:
             s.loader.exec_module(mod)
-        except Exception as e:  # noqa: BLE001 - the user's file: say where, not a traceback
+        except Exception as e:
             raise InputError(f"{spec}: {path.name} failed to import ({type(e).__name__}: {e})") from None
         return mod
     try:
         return importlib.import_module(module)
-    except Exception as e:  # noqa: BLE001 - ImportError, or anything the module raises while importing
+    except Exception as e:
         raise InputError(f"{spec}: cannot import {module!r} ({type(e).__name__}: {e})") from None
 
 
@@ -62,7 +62,7 @@ def load(rest: str, *, spec: str, workspace=None) -> Classifier:
         raise InputError(f"{spec}: {module_name} has no callable {factory_name!r}")
     try:
         out = factory(**_kwargs(query))
-    except Exception as e:  # noqa: BLE001 - an error inside the user's factory, reported in one line
+    except Exception as e:
         raise InputError(f"{spec}: the factory raised {type(e).__name__}: {e} (--debug shows where)") from e
     if isinstance(out, Classifier):
         return out
