@@ -139,7 +139,17 @@ def imagenet_1k() -> Vocabulary:
         ClassInfo(int(c["cid"]), c["wnid"], tuple(c["synset"]), c.get("gloss", "")) for c in raw))
 
 
-BUNDLED = {"imagenet-1k": imagenet_1k}
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@cache
+def digits() -> Vocabulary:
+    """The ten classes of the embedded digits world; "3" and "three" both name class 3."""
+    return Vocabulary("digits", tuple(
+        ClassInfo(i, None, (n, str(i)), f"a handwritten digit {i}") for i, n in enumerate(DIGIT_NAMES)))
+
+
+BUNDLED = {"imagenet-1k": imagenet_1k, "digits": digits}
 
 
 def load_vocabulary(name: str) -> Vocabulary:

@@ -169,6 +169,10 @@ def _short_hash(obj) -> str:
 RECIPES: dict[str, Recipe] = {
     "imagenet": Recipe(),  # resize 256, centre crop 224, bilinear, ImageNet mean/std
     "inception": Recipe(resize=299, crop=299, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    # the embedded digits world: 32×32 RGB images (larger files are shrunk to 32 px first)
+    "world": Recipe(resize=32, crop=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+    # its 28×28 grey view for the robust-features study: inputs stay in [0, 1]
+    "world-grey28": Recipe(resize=28, crop=28, mode="L", mean=(0.0,), std=(1.0,)),
 }
 
 
