@@ -24,7 +24,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Build, audit and evaluate test sets for image classifiers.")
 datasets_app = typer.Typer(help="Datasets registered in the workspace.", invoke_without_command=True)
 models_app = typer.Typer(help="Model spec schemes and registered model names.", invoke_without_command=True)
+world_app = typer.Typer(help="The embedded digits world: the default data and ground truth.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(world_app, name="world")
 app.add_typer(models_app, name="models")
 
 # piped or logged output gets wide lines instead of rich's default 80 columns
@@ -194,6 +196,24 @@ def models_add(name: str = typer.Argument(...), spec: str = typer.Argument(...))
     split_spec(spec)
     register_model(name, spec, _ws())
     out.print(f"registered model {name} = {spec}")
+
+
+@world_app.command("build")
+def world_build(seed: int = typer.Option(0, help="Every random choice of the world derives from it."),
+                force: bool = typer.Option(False, help="Rebuild even if a world with this seed exists.")):
+    """Build the digits world (deterministic from the seed) and register its splits as datasets."""
+    from shiftlab.data.world import WorldConfig, build_world
+
+    w = build_world(_ws(), WorldConfig(seed=seed), force=force)
+    truth = w.truth()
+    t = _table(f"digits world (seed {w.seed}) in {w.root}", ["dataset", "images"], right=("images",))
+    for split, n in w.info["counts"].items():
+        t.add_row(f"world-{split}", str(n))
+    out.print(t)
+    out.print(f"planted: {len(truth['duplicates'])} near-duplicates, {len(truth['watermarks'])} watermarks, "
+              f"{len(truth['label_errors'])} label errors in test, spurious cues on classes "
+              f"{', '.join(truth['spurious']['classes'])}, {len(truth['wrong_class_candidates'])} wrong-class "
+              f"candidates; ground truth in {w.root / 'truth'}, crowd votes in {w.hits_results}")
 
 
 @app.command()

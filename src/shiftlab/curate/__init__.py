@@ -1,0 +1,1 @@
+"""Building test sets: candidates, crowd annotation, near-duplicates, sampling, revisions, curated sets."""
