@@ -1,7 +1,8 @@
 """Model spec strings → Classifier (or precomputed predictions), like timm's registry.
 
-``torchvision:<name>``, ``timm:<name>``, ``robustbench:<name>@<dataset>/<threat>``,
-``torchscript:<path>``, ``onnx:<path>``, ``python:<module>:<factory>``, ``predictions:<path>[#array]``.
+``world:<name>`` (the embedded digits-world zoo), ``torchvision:<name>``, ``timm:<name>``,
+``robustbench:<name>@<dataset>/<threat>``, ``torchscript:<path>``, ``onnx:<path>``,
+``python:<module>:<factory>``, ``predictions:<path>[#array]``.
 A bare name is looked up among the workspace's model aliases (``shiftlab models add NAME SPEC``).
 """
 
@@ -39,6 +40,8 @@ class Scheme:
 
 
 SCHEMES: dict[str, Scheme] = {s.name: s for s in [
+    Scheme("world", "world:cnn-medium-s0", "world:load",
+           doc="a model of the embedded digits-world zoo (trained and cached on first use)"),
     Scheme("torchvision", "torchvision:resnet50", "hub:load_torchvision", ("torchvision",),
            "pip install torchvision", "torchvision.models with its default weights and transforms"),
     Scheme("timm", "timm:vit_base_patch16_224", "hub:load_timm", ("timm",), "pip install timm",

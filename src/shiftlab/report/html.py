@@ -283,6 +283,7 @@ class ImagesBlock:
     items: list[tuple[Asset, str | None]]
     caption: str | None
     size: int
+    auto_prefix: str | None = None  # the file-name prefix when derived from the section anchor
     kind: str = "images"
 
 
@@ -484,8 +485,18 @@ class Section:
             out.append((Asset(f"{prefix}-{i:03d}{ext}", data, w, h), None if cap is None else str(cap)))
         if not out:
             raise InputError("images() needs at least one image")
-        self.blocks.append(ImagesBlock(out, caption, size))
+        self.blocks.append(ImagesBlock(out, caption, size, auto_prefix=None if name else prefix))
         return self
+
+    def _reanchor(self, anchor: str) -> None:
+        """Take a new anchor, renaming the image files whose names were derived from the old one."""
+        old, self.anchor = self.anchor, anchor
+        for b in self.blocks:
+            if isinstance(b, ImagesBlock) and b.auto_prefix and b.auto_prefix.startswith(old + "-images-"):
+                new = anchor + b.auto_prefix[len(old):]
+                for a, _ in b.items:
+                    a.filename = new + a.filename[len(b.auto_prefix):]
+                b.auto_prefix = new
 
     # -- output helpers
     def assets(self) -> list[Asset]:
@@ -546,10 +557,11 @@ class Report:
         Raises ``InputError`` when a file name of its figures is used by an earlier section.
         """
         taken = {s.anchor for s in self.sections} | {"top", "contents"}
-        base, k = section.anchor, 2
-        while section.anchor in taken:
-            section.anchor = f"{base}-{k}"
+        base, k, anchor = section.anchor, 2, section.anchor
+        while anchor in taken:
+            anchor = f"{base}-{k}"
             k += 1
+        section._reanchor(anchor)
         files = {a.filename: s.title for s in self.sections for a in s.assets()}
         for a in section.assets():
             if a.filename in files:

@@ -134,8 +134,10 @@ def percent_ticks(lo: float, hi: float, scale: str = "logit", max_ticks: int = 9
             break
     span = float(fwd(hi) - fwd(lo))
     min_sep = span / (max_ticks + 1)
+    mid = (float(fwd(lo)) + float(fwd(hi))) / 2
     keep: list[float] = []
-    for _, a in sorted(chosen):  # roundest first: a rounder value keeps its place
+    # roundest first (a rounder value keeps its place), then from the middle out (symmetric choices)
+    for _, a in sorted(chosen, key=lambda ra: (ra[0], round(abs(float(fwd(ra[1])) - mid), 9), ra[1])):
         t = float(fwd(a))
         if all(abs(t - float(fwd(b))) >= min_sep for b in keep):
             keep.append(a)
@@ -245,9 +247,9 @@ def _clean_accuracies(df: pd.DataFrame, cols: list[str], err_cols: list[str], sc
                          f"(found {np.nanmin(vals):g} to {np.nanmax(vals):g}); divide percentages by 100")
     note = ""
     if scale != "linear":
-        n_edge = int(((df[cols] <= CLIP) | (df[cols] >= 1 - CLIP)).to_numpy().sum())
+        n_edge = int(((df[cols] <= CLIP) | (df[cols] >= 1 - CLIP)).any(axis=1).sum())
         if n_edge:
-            note = (f"{n_edge} accuracy value(s) of 0% or 100% drawn at {_percent_label(CLIP)} / "
+            note = (f"{n_edge} point(s) with an accuracy of 0% or 100% drawn at {_percent_label(CLIP)} / "
                     f"{_percent_label(1 - CLIP)} ({scale} axes have no 0% or 100%)")
             warnings.warn(note, stacklevel=3)
         df[cols + err_cols] = df[cols + err_cols].clip(CLIP, 1 - CLIP)
@@ -351,7 +353,7 @@ def accuracy_scatter(
     annotate: bool | Sequence[str] | None = None,
     limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
     palette: Sequence[str] | Mapping | None = None,
-    legend_loc: str = "upper left",
+    legend_loc: str = "best",
     figsize: tuple[float, float] = (7.0, 6.0),
 ) -> Figure:
     """Accuracy on one test set against another, one point per model, on logit axes.
@@ -387,8 +389,8 @@ def accuracy_scatter(
         Axis ranges as fractions; by default each axis spans its data (intervals included) with a
         margin, widened where needed so that the y = x line crosses the plot.
     palette : list of colours or dict group → colour, optional
-    legend_loc : str, default="upper left"
-        Above y = x is where shifted-set points rarely are.
+    legend_loc : str, default="best"
+        A matplotlib legend location; "best" keeps it off the points and lines.
     figsize : (float, float), default=(7, 6)
         Inches.
 
@@ -431,7 +433,8 @@ def accuracy_scatter(
 
         # y = x over the union of both ranges, so it spans whatever part of the plot it crosses
         lo, hi = min(xlim[0], ylim[0]), max(xlim[1], ylim[1])
-        diag = inv(np.linspace(fwd(lo), fwd(hi), 2))
+        # many vertices, not two: legend_loc="best" only sees vertices, and must keep off this line
+        diag = inv(np.linspace(fwd(lo), fwd(hi), 100))
         ax.plot(diag, diag, ls="--", lw=1.1, color="#777777", label="y = x", zorder=1, gid="y=x")
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)

@@ -41,9 +41,9 @@ ORIGINAL = Process()
 #: the candidate pool's process: other pens (thin and thick), softer focus, looser placement, tinted and
 #: textured paper, pencil-like inks with lower contrast
 SHIFTED = Process(
-    digit_size=(19, 27), jitter=3, rotation=(-13.0, 13.0), stroke=(-1, 0, 0, 1, 1), blur=(0.5, 1.2),
-    contrast=(0.5, 0.9), paper=((0.93, 0.88, 0.72), (0.80, 0.86, 0.93), (0.86, 0.86, 0.86), (0.96, 0.95, 0.93)),
-    paper_jitter=0.04, texture=0.06, noise=0.03,
+    digit_size=(20, 27), jitter=2, rotation=(-10.0, 10.0), stroke=(-1, 0, 0, 0, 1), blur=(0.45, 0.9),
+    contrast=(0.6, 0.95), paper=((0.93, 0.88, 0.72), (0.80, 0.86, 0.93), (0.86, 0.86, 0.86), (0.96, 0.95, 0.93)),
+    paper_jitter=0.04, texture=0.05, noise=0.025,
     ink=((0.08, 0.09, 0.20), (0.35, 0.33, 0.33), (0.45, 0.12, 0.10), (0.05, 0.05, 0.06)),
 )
 
