@@ -217,10 +217,16 @@ def world_build(seed: int = typer.Option(0, help="Every random choice of the wor
 
 
 @app.command()
-def demo():
-    """Build the embedded digits world, train its zoo and write the demo report."""
-    out.print("shiftlab demo: the embedded digits world and its report are coming with the world issue; "
-              "for now try 'shiftlab eval' on a folder or on the reference predictions (see README).")
+def demo(seed: int = typer.Option(0, help="Seed of the world.")):
+    """Build the embedded digits world, train its zoo, evaluate it and write the demo report."""
+    import time
+
+    from shiftlab.demo import run_demo
+
+    t = time.perf_counter()
+    res = run_demo(_ws(), seed=seed)
+    res.report.to_console(out)
+    out.print(f"report: {res.path}  ({time.perf_counter() - t:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,15 +108,18 @@ def test_first_model_computes_while_later_images_decode(tmp_path, workspace, mon
         return real_decode(path, **kw)
 
     monkeypatch.setattr(cache_mod, "decode_image", decode)
-    real_chunk = Engine._run_chunk
+    from shiftlab.models.classifier import Classifier
 
-    def run_chunk(self, *a, **k):
+    real_forward = Classifier.forward
+
+    def forward(self, *a, **k):
         with lock:
             events.append("forward")
-        return real_chunk(self, *a, **k)
+        return real_forward(self, *a, **k)
 
-    monkeypatch.setattr(Engine, "_run_chunk", run_chunk)
-    predict(m, [TINY], workspace=workspace, progress=False, chunk_size=64, workers=1)
+    monkeypatch.setattr(Classifier, "forward", forward)
+    # one stored chunk for the whole set: batches must still start before the set is decoded
+    predict(m, [TINY], workspace=workspace, progress=False, chunk_size=1000, batch_size=32, workers=1)
     assert events.count("decode") == 600
     first_forward = events.index("forward")
     last_decode = len(events) - 1 - events[::-1].index("decode")

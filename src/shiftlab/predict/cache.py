@@ -25,7 +25,7 @@ from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
 from shiftlab.fsutil import atomic_write_json, file_lock
 from shiftlab.progress import bar
 
-CHUNK = 256
+CHUNK = 64  # rows per decoded chunk: small, so that the first model can start early
 
 
 class DecodedCache:

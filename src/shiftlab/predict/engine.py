@@ -77,14 +77,20 @@ def prefetch(it: Iterable, depth: int = 2) -> Iterator:
         yield x
 
 
-def _batches(pixels: np.ndarray, rows: np.ndarray, batch_size: int, device: torch.device):
+def _batches(cache: DecodedCache, lo: int, hi: int, batch_size: int, device: torch.device):
+    """(row offsets within [lo, hi), uint8 tensor) per batch of decodable rows; each batch waits only for
+    its own rows to be decoded, so compute starts as soon as the first batch is ready."""
     pin = device.type == "cuda"
-    for s in range(0, len(rows), batch_size):
-        idx = rows[s:s + batch_size]
+    for a in range(lo, hi, batch_size):
+        b = min(hi, a + batch_size)
+        pixels, valid = cache.rows(a, b)
+        idx = np.flatnonzero(valid)
+        if len(idx) == 0:
+            continue
         t = torch.from_numpy(np.ascontiguousarray(pixels[idx]))
         if pin:
             t = t.pin_memory()
-        yield idx, t
+        yield idx + (a - lo), t
 
 
 class Engine:
@@ -146,12 +152,10 @@ class Engine:
             return cell.finalize()
 
     def _run_chunk(self, model: Classifier, cache: DecodedCache, lo: int, hi: int, features: bool):
-        pixels, valid = cache.rows(lo, hi)
-        rows = np.flatnonzero(valid)
         logits = feats = None
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext())
         with torch.inference_mode(), amp:
-            for idx, t in prefetch(_batches(pixels, rows, self.batch_size, self.device)):
+            for idx, t in prefetch(_batches(cache, lo, hi, self.batch_size, self.device)):
                 x = t.to(self.device, non_blocking=True).float().div_(255.0)
                 out, f = model.forward(x, features=features)
                 out = out.float().cpu().numpy()
@@ -168,8 +172,8 @@ class Engine:
             logits = np.full((hi - lo, w.shape[0]), np.nan, np.float32)
             if features:
                 feats = np.full((hi - lo, w.shape[1]), np.nan, np.float32)
-        reasons = cache.bad
-        return logits, feats, {lo + int(i): reasons[lo + int(i)] for i in np.flatnonzero(~valid)}
+        bad = {i: r for i, r in cache.bad.items() if lo <= i < hi}
+        return logits, feats, bad
 
     def close(self) -> None:
         for c in self._caches.values():

@@ -1,0 +1,101 @@
+"""`shiftlab demo` end to end on the embedded world: the report, the zoo, the shift, the caching."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from shiftlab.demo import pool_sample, run_demo
+from shiftlab.models.zoo import ZOO
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    t = time.perf_counter()
+    res = run_demo(ws, progress=False)
+    return ws, res, time.perf_counter() - t
+
+
+def test_demo_writes_a_report_with_its_figures(demo):
+    ws, res, _ = demo
+    assert res.path == ws / "reports" / "demo" / "index.html"
+    html = res.path.read_text()
+    for src in re.findall(r'<img[^>]+src="([^"]+)"', html):
+        assert (res.path.parent / src).is_file(), src
+    assert (res.path.parent / "shift-scatter.png").stat().st_size > 10_000
+    assert all(name in html for name in ZOO)
+    assert "Does accuracy hold on freshly collected data?" in html
+
+
+def test_zoo_spreads_and_the_pool_is_shifted(demo):
+    _, res, _ = demo
+    acc = res.accuracy.set_index("model")
+    assert len(acc) == len(ZOO) >= 8
+    assert acc.top1_id.max() - acc.top1_id.min() >= 0.15
+    assert acc.top1_id.mean() - acc.top1_ood.mean() >= 0.05  # the acceptance bar: at least 5 points
+    assert (acc.top1_ood < acc.top1_id).all()
+    # the shift keeps the ranking roughly (as on ImageNetV2): strongly correlated in logit space
+    logit = lambda a: np.log(a / (1 - a))  # noqa: E731
+    assert np.corrcoef(logit(acc.top1_id), logit(acc.top1_ood))[0, 1] > 0.8
+
+
+def test_pool_sample_is_uniform_over_images_that_show_their_class(demo):
+    ws, _, _ = demo
+    from shiftlab.data.world import load_world
+
+    w = load_world(ws)
+    rows = pool_sample(w)
+    truth = w.truth("pool").set_index("id").loc[w.manifest("pool").ids[rows]]
+    assert len(rows) == 300 and len(set(rows)) == 300
+    assert (truth.collected_for == truth.true_label).all()
+    # every class is represented roughly in proportion
+    assert truth.true_label.value_counts().min() >= 15
+
+
+def test_second_run_reuses_world_zoo_and_predictions(demo, monkeypatch):
+    ws, first, _ = demo
+    import shiftlab.data.world.build as world_build
+    import shiftlab.models.zoo as zoo
+    from shiftlab.predict.engine import Engine
+
+    monkeypatch.setattr(world_build, "_build", lambda *a, **k: pytest.fail("rebuilt the world"))
+    monkeypatch.setattr(zoo, "train_model", lambda *a, **k: pytest.fail("retrained a zoo model"))
+    monkeypatch.setattr(Engine, "_run_chunk", lambda *a, **k: pytest.fail("recomputed predictions"))
+    t = time.perf_counter()
+    again = run_demo(ws, progress=False)
+    assert time.perf_counter() - t < 60
+    np.testing.assert_array_equal(again.accuracy.top1_ood, first.accuracy.top1_ood)
+
+
+@pytest.mark.browser
+def test_demo_report_renders_in_chromium(demo, tmp_path):
+    if shutil.which("chromium") is None:
+        pytest.fail("chromium is not installed: 'make test' installs it")
+    from playwright.sync_api import sync_playwright
+
+    _, res, _ = demo
+    errors = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        try:
+            page = b.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(res.path.as_uri())
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15000)
+            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+            assert widths and all(w > 0 for w in widths)
+            from pathlib import Path
+
+            out = Path(__file__).resolve().parents[1] / "test-artifacts"
+            out.mkdir(exist_ok=True)
+            page.screenshot(path=str(out / "demo-report.png"), full_page=True)
+        finally:
+            b.close()
+    assert not errors
