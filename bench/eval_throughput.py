@@ -136,16 +136,24 @@ def main() -> None:
         sub = manifest.subset(np.arange(min(args.heavy_files, len(manifest))), name="heavy")
         clf = load_model(heavy)
         pre = torch.from_numpy(np.stack([clf.recipe.apply(Image.open(p).convert("RGB")) for p in sub.abspaths()]))
-        t = time.perf_counter()
-        with torch.inference_mode():
-            for s in range(0, len(pre), args.batch_size):
-                clf.logits(pre[s:s + args.batch_size].float().div_(255.0))
-        t_fwd = time.perf_counter() - t
+
+        def forward_only() -> float:
+            t = time.perf_counter()
+            with torch.inference_mode():
+                for s in range(0, len(pre), args.batch_size):
+                    clf.logits(pre[s:s + args.batch_size].float().div_(255.0))
+            return time.perf_counter() - t
+
+        with torch.inference_mode():  # one-time kernel set-up is neither side's cost
+            clf.logits(pre[:args.batch_size].float().div_(255.0))
+        t_fwd_before = forward_only()
         ws_b = Workspace.resolve(args.out / "ws-b")
         shutil.rmtree(ws_b.root, ignore_errors=True)
         t = time.perf_counter()
         predict(sub, [heavy], workspace=ws_b, batch_size=args.batch_size, workers=workers, progress=False)
         t_e2e = time.perf_counter() - t
+        # the faster of two forward-only runs (before and after), so that drift cannot flatter the ratio
+        t_fwd = min(t_fwd_before, forward_only())
         figures.update(forward_only_s=round(t_fwd, 2), end_to_end_s=round(t_e2e, 2),
                        heavy_files=len(sub), end_to_end_over_forward=round(t_fwd / t_e2e, 3))
         print(f"(b) ResNet-50 × {len(sub)} files: forward-only {t_fwd:.1f}s, end to end {t_e2e:.1f}s → "

@@ -121,3 +121,19 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
     p = subprocess.run([str(exe), "--debug", "eval", "--dataset", str(tmp_path / "missing"), "--models", "x"],
                        capture_output=True, text=True, env=env)
     assert p.returncode != 0 and "Traceback" in p.stderr  # --debug shows where it came from
+
+
+def test_world_build_and_zoo_train_commands(capsys, tmp_path):
+    from shiftlab.models.zoo import ZOO
+
+    assert run(capsys, "zoo", "train")[0] == 2  # no world yet: one line, exit 2
+    code, stdout, _ = run(capsys, "world", "build")
+    assert code == 0 and "world-pool" in stdout and "66 near-duplicates" in " ".join(stdout.split())
+    code, stdout, _ = run(capsys, "zoo", "train", "--names", "linear,cnn-small")
+    assert code == 0 and "world:cnn-small" in stdout and "trained now" in stdout
+    code, stdout, _ = run(capsys, "zoo", "train", "--names", "linear")
+    assert code == 0 and "yes" in stdout and "trained now" not in stdout
+    code, stdout, _ = run(capsys, "eval", "-d", "world-test", "-m", "world:linear,world:cnn-small")
+    rows = {line.split("│")[1].strip(): line for line in stdout.splitlines() if line.count("│") > 3}
+    assert {"linear", "cnn-small"} <= set(rows) and "350" in rows["cnn-small"]
+    assert len(ZOO) >= 8

@@ -27,6 +27,8 @@ models_app = typer.Typer(help="Model spec schemes and registered model names.", 
 world_app = typer.Typer(help="The embedded digits world: the default data and ground truth.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(world_app, name="world")
+zoo_app = typer.Typer(help="The embedded model zoo of the digits world (specs world:<name>).", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
 app.add_typer(models_app, name="models")
 
 # piped or logged output gets wide lines instead of rich's default 80 columns
@@ -214,6 +216,23 @@ def world_build(seed: int = typer.Option(0, help="Every random choice of the wor
               f"{len(truth['label_errors'])} label errors in test, spurious cues on classes "
               f"{', '.join(truth['spurious']['classes'])}, {len(truth['wrong_class_candidates'])} wrong-class "
               f"candidates; ground truth in {w.root / 'truth'}, crowd votes in {w.hits_results}")
+
+
+@zoo_app.command("train")
+def zoo_train(names: str | None = typer.Option(None, help="Comma-separated zoo names [default: all].")):
+    """Train the zoo models that are not cached yet (on world-train) and list them all."""
+    from shiftlab.data.world import load_world
+    from shiftlab.models.zoo import summary, train_zoo
+
+    world = load_world(_ws())
+    entries = train_zoo(world.manifest("train"), _ws(), names=names.split(",") if names else None)
+    df = summary(entries)
+    t = _table("digits-world zoo", ["spec", "family", "training", "params", "train s", "train acc", "cached"],
+               right=("params", "train s", "train acc"))
+    for r in df.itertuples():
+        t.add_row(f"world:{r.name}", r.family, r.training, f"{r.params:,}", f"{r.seconds:.1f}",
+                  f"{r.final_acc:.1%}", "yes" if r.cached else "trained now")
+    out.print(t)
 
 
 @app.command()

@@ -86,10 +86,11 @@ def section_shift(world: World, acc: pd.DataFrame) -> Section:
     test, pool = world.manifest("test"), world.manifest("pool")
     rows = pool_sample(world)[:16]
     sec.images([(p, f"{test.vocabulary.names[y]}") for p, y in zip(test.abspaths()[:16], test.labels[:16])],
-               "The first 16 test images (original process), with their given labels.", name="test-images")
+               "The first 16 test images (original process), with their given labels.", name="test-images",
+               size=72)
     pool_true = world.truth("pool").set_index("id").true_label
     sec.images([(pool.abspaths()[i], test.vocabulary.names[pool_true[pool.ids[i]]]) for i in rows],
-               "16 images of the pool sample (shifted process).", name="pool-images")
+               "16 images of the pool sample (shifted process).", name="pool-images", size=72)
     return sec
 
 
