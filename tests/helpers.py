@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,25 @@ def make_folder(root: Path, per_class: int = 20, bad: dict[str, bytes] | None = 
     for name, data in (bad or {}).items():
         (root / classes[0] / name).write_bytes(data)
     return root
+
+
+CHROMIUM = "/usr/bin/chromium"
+#: Debian's chromium as root on a machine with no network beyond the package registries
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"]
+
+
+@contextmanager
+def chromium_browser():
+    """A Playwright browser on Debian's chromium (``make test`` installs it; its absence is a failure)."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: 'make test' installs Debian's chromium with apt-get (as root)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,28 +74,18 @@ def test_second_run_reuses_world_zoo_and_predictions(demo, monkeypatch):
 
 @pytest.mark.browser
 def test_demo_report_renders_in_chromium(demo, tmp_path):
-    if shutil.which("chromium") is None:
-        pytest.fail("chromium is not installed: 'make test' installs it")
-    from playwright.sync_api import sync_playwright
+    from helpers import chromium_browser
 
     _, res, _ = demo
     errors = []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
-        try:
-            page = b.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(res.path.as_uri())
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15000)
-            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-            assert widths and all(w > 0 for w in widths)
-            from pathlib import Path
-
-            out = Path(__file__).resolve().parents[1] / "test-artifacts"
-            out.mkdir(exist_ok=True)
-            page.screenshot(path=str(out / "demo-report.png"), full_page=True)
-        finally:
-            b.close()
+    with chromium_browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(res.path.as_uri())
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15000)
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert widths and all(w > 0 for w in widths)
+        out = Path(__file__).resolve().parents[1] / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        page.screenshot(path=str(out / "demo-report.png"), full_page=True)
     assert not errors

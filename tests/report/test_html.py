@@ -319,36 +319,29 @@ def test_to_console_prints(capsys):
 
 @pytest.mark.browser
 def test_sample_report_renders_in_chromium(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not at /usr/bin/chromium")
+    from helpers import chromium_browser
+
     index = build_sample_report().write(tmp_path / "report")
     errors, requests = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda q: requests.append(q.url))
-            page.goto(index.as_uri(), wait_until="load")
-            page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=15_000)
-            sizes = page.evaluate("() => [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])")
-            assert len(sizes) == 15
-            assert all(w > 0 for _, w in sizes), sizes
-            # the layout holds: the page is no wider than the viewport, and tables fit in the column
-            assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
-            assert page.evaluate("() => getComputedStyle(document.querySelector('td.num')).textAlign") == "right"
-            assert page.inner_text("section#untrusted-names td") == EVIL
-            page.click("nav.toc a[href='#examples']")
-            assert page.evaluate("() => location.hash") == "#examples"
-            art = REPO / "test-artifacts"
-            art.mkdir(exist_ok=True)
-            page.screenshot(path=str(art / "report-sample.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda q: requests.append(q.url))
+        page.goto(index.as_uri(), wait_until="load")
+        page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=15_000)
+        sizes = page.evaluate("() => [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])")
+        assert len(sizes) == 15
+        assert all(w > 0 for _, w in sizes), sizes
+        # the layout holds: the page is no wider than the viewport, and tables fit in the column
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+        assert page.evaluate("() => getComputedStyle(document.querySelector('td.num')).textAlign") == "right"
+        assert page.inner_text("section#untrusted-names td") == EVIL
+        page.click("nav.toc a[href='#examples']")
+        assert page.evaluate("() => location.hash") == "#examples"
+        art = REPO / "test-artifacts"
+        art.mkdir(exist_ok=True)
+        page.screenshot(path=str(art / "report-sample.png"), full_page=True)
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file://")]
     shutil.copytree(index.parent, REPO / "test-artifacts" / "report-sample", dirs_exist_ok=True)

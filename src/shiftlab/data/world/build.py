@@ -151,11 +151,7 @@ def _build(stage: Path, final_root: Path, cfg: WorldConfig, progress: bool) -> d
             for i, s in enumerate(src[split]):
                 y = int(y_all[s])
                 id_ = f"{split[:2]}-{i:04d}"
-                wm = "none"
-                if split == "test":
-                    u = wm_rng.random()
-                    wm = "corner" if u < cfg.watermark_corner_rate else \
-                        "central" if u < cfg.watermark_corner_rate + cfg.watermark_central_rate else "none"
+                wm = _watermark_kind(wm_rng, cfg) if split == "test" else "none"
                 r = _render_for(images8[s], rng, ORIGINAL, amb[s], wm)
                 img, cue = with_cue(r.image, i, plan, rng)
                 img, box = _watermark(img, wm, wm_rng)
@@ -177,9 +173,7 @@ def _build(stage: Path, final_root: Path, cfg: WorldConfig, progress: bool) -> d
         plan = cue_plan("pool", cfg.cue_rate_pool)
         for i, s in enumerate(src["pool"]):
             y = int(y_all[s])
-            u = wm_rng.random()
-            wm = "corner" if u < cfg.watermark_corner_rate else \
-                "central" if u < cfg.watermark_corner_rate + cfg.watermark_central_rate else "none"
+            wm = _watermark_kind(wm_rng, cfg)
             r = _render_for(images8[s], rng, SHIFTED, amb[s], wm)
             img, cue = with_cue(r.image, i, plan, rng)
             img, box = _watermark(img, wm, wm_rng)
@@ -367,6 +361,13 @@ def _render_for(digit8, rng, process, ambiguity, watermark):
         if r.box[3] <= plants.CORNER_CROP[3]:
             return r
     return r
+
+
+def _watermark_kind(rng, cfg: WorldConfig) -> str:
+    u = rng.random()
+    if u < cfg.watermark_corner_rate:
+        return "corner"
+    return "central" if u < cfg.watermark_corner_rate + cfg.watermark_central_rate else "none"
 
 
 def _watermark(img, kind, rng):
