@@ -137,3 +137,23 @@ def test_world_build_and_zoo_train_commands(capsys, tmp_path):
     rows = {line.split("│")[1].strip(): line for line in stdout.splitlines() if line.count("│") > 3}
     assert {"linear", "cnn-small"} <= set(rows) and "350" in rows["cnn-small"]
     assert len(ZOO) >= 8
+
+
+def test_vocabulary_option_maps_folder_names(capsys, tmp_path):
+    import json
+
+    from helpers import write_image
+
+    for c in ("cat", "dog"):
+        for i in range(2):
+            write_image(tmp_path / "pets" / c / f"{c}{i}.png", seed=i)
+    vocab = tmp_path / "classes.json"
+    vocab.write_text(json.dumps(["bird", "cat", "dog"]))
+    code, stdout, _ = run(capsys, "datasets", "add", "pets", str(tmp_path / "pets"), "--vocabulary", str(vocab))
+    assert code == 0 and "(classes)" in stdout
+    from shiftlab.data.layouts import read_dataset
+
+    m = read_dataset("pets", workspace=tmp_path / "ws")
+    assert m.vocabulary.names == ["bird", "cat", "dog"] and sorted(set(m.labels)) == [1, 2]
+    code, _, stderr = run(capsys, "datasets", "add", "x", str(tmp_path / "pets"), "--vocabulary", "klingon")
+    assert code == 2 and "unknown vocabulary" in stderr

@@ -80,6 +80,8 @@ def eval_cmd(
     models: str = typer.Option(..., "--models", "-m", help="Comma-separated model specs or names."),
     layout: str | None = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
     root: Path | None = typer.Option(None, help="Image root for a revision JSON or CSV."),
+    vocabulary: str | None = typer.Option(None, help="Class names of folders/CSV labels: imagenet-1k, digits, "
+                                                     "or a JSON list of names [default: detected]."),
     out_file: Path | None = typer.Option(None, "--out", help="Write results as CSV (and .parquet beside)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
@@ -105,7 +107,8 @@ def eval_cmd(
     if not specs:
         raise InputError("--models is empty; give one or more model specs, comma-separated")
     res = evaluate(dataset, specs, workspace=_ws(), layout=layout, root=str(root) if root else None,
-                   device=device, batch_size=batch_size, recipe_overrides=overrides, workers=workers)
+                   vocabulary=_vocab(vocabulary), device=device, batch_size=batch_size,
+                   recipe_overrides=overrides, workers=workers)
     cols = ["model", "images", "bad images", "top-1 % [95% CI]", "top-5 %"]
     t = _table(f"{res.manifest.name}: {len(res.manifest)} images, {len(res.manifest.vocabulary)} classes",
                cols, right=tuple(cols[1:]))
@@ -149,6 +152,7 @@ def datasets_add(
     path: Path = typer.Argument(..., help="Folder, revision JSON, CSV or manifest."),
     layout: str | None = typer.Option(None, help="imagefolder | imagenetv2 | revision | csv | manifest."),
     root: Path | None = typer.Option(None, help="Image root for a revision JSON or CSV."),
+    vocabulary: str | None = typer.Option(None, help="imagenet-1k, digits, or a JSON list of class names."),
 ):
     """Read a dataset into a manifest and register it under NAME."""
     from shiftlab.data.layouts import read_dataset
@@ -156,10 +160,16 @@ def datasets_add(
 
     check_name(name)
     m = read_dataset(str(path), layout=layout or _layout_for_path(path), workspace=_ws(),
-                     root=str(root) if root else None)
+                     root=str(root) if root else None, vocabulary=_vocab(vocabulary))
     p = register_dataset(m, name, _ws())
     out.print(f"registered {name}: {len(m)} images, {m.table['label'].nunique()} classes "
               f"({m.vocabulary.name}) → {p}")
+
+
+def _vocab(name: str | None):
+    from shiftlab.data.classes import load_vocabulary
+
+    return load_vocabulary(name) if name else None
 
 
 def _layout_for_path(path: Path) -> str | None:

@@ -58,7 +58,7 @@ def summarize(manifest: Manifest, preds: list[ModelPredictions], dataset_name: s
 
 
 def evaluate(dataset: str | Manifest, models: list[str], *, workspace=None, layout: str | None = None,
-             root: str | None = None, device: str = "auto", batch_size: int = 64,
+             root: str | None = None, vocabulary=None, device: str = "auto", batch_size: int = 64,
              recipe_overrides: dict | None = None, workers: int | None = None, progress: bool = True) -> EvalResult:
     """Top-1/top-5 (with 95% Clopper–Pearson intervals) of each model on ``dataset``.
 
@@ -67,7 +67,7 @@ def evaluate(dataset: str | Manifest, models: list[str], *, workspace=None, layo
     accuracies and counted in ``n_bad``.
     """
     manifest = dataset if isinstance(dataset, Manifest) else read_dataset(
-        dataset, layout=layout, workspace=workspace, root=root, progress=progress)
+        dataset, layout=layout, workspace=workspace, root=root, vocabulary=vocabulary, progress=progress)
     preds = predict(manifest, models, workspace=workspace, device=device, batch_size=batch_size,
                     recipe_overrides=recipe_overrides, workers=workers, progress=progress)
     return EvalResult(summarize(manifest, preds), manifest, preds)

@@ -153,8 +153,20 @@ BUNDLED = {"imagenet-1k": imagenet_1k, "digits": digits}
 
 
 def load_vocabulary(name: str) -> Vocabulary:
+    """A bundled vocabulary by name, or a JSON file listing class names (or wnids) in index order."""
     if name in BUNDLED:
         return BUNDLED[name]()
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            names = json.loads(path.read_text())
+        except ValueError as e:
+            raise InputError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise InputError(f"{path}: a vocabulary file is a JSON list of class names in index order")
+        return Vocabulary.from_names(names, name=path.stem)
     raise UnknownNameError(
         f"unknown vocabulary {name!r}; bundled: {', '.join(BUNDLED)} (or give a JSON file of class names)")
 
