@@ -157,3 +157,27 @@ def test_vocabulary_option_maps_folder_names(capsys, tmp_path):
     assert m.vocabulary.names == ["bird", "cat", "dog"] and sorted(set(m.labels)) == [1, 2]
     code, _, stderr = run(capsys, "datasets", "add", "x", str(tmp_path / "pets"), "--vocabulary", "klingon")
     assert code == 2 and "unknown vocabulary" in stderr
+
+
+def test_robustness_from_the_testbed_results(capsys, reference, tmp_path):
+    tb = reference / "testbed"
+    code, stdout, _ = run(capsys, "robustness", "--results", str(tb / "top1s.csv"), "--types",
+                          str(tb / "model_types.csv"), "--id", "val", "--ood", "imagenetv2-matched-frequency-format-val",
+                          "--n-boot", "100", "--out", str(tmp_path / "rb"))
+    assert code == 0
+    assert "slope 0.923, intercept -0.498 over 87 models" in stdout
+    df = pd.read_csv(tmp_path / "rb" / "robustness.csv")
+    assert df.in_reference.sum() == 87 and (tmp_path / "rb" / "robustness.png").is_file()
+    std = df[df.in_reference]
+    assert abs(std.effective_robustness.mean()) < 0.01  # the reference group sits on its own line
+
+
+def test_robustness_of_models_evaluated_here(capsys, tmp_path):
+    assert run(capsys, "world", "build")[0] == 0
+    code, stdout, _ = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool", "--models",
+                          "world:linear,world:cnn-small,world:mlp", "--baseline", "linear", "--n-boot", "50")
+    assert code == 0 and "fit in logit space" in stdout
+    rows = {line.split("│")[1].strip(): line for line in stdout.splitlines() if line.count("│") > 5}
+    assert set(rows) >= {"linear", "cnn-small", "mlp"} and "+0.00" in rows["linear"].split("│")[-2]
+    code, _, stderr = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool")
+    assert code == 2 and "either --models" in stderr

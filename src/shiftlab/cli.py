@@ -246,6 +246,96 @@ def zoo_train(names: str | None = typer.Option(None, help="Comma-separated zoo n
 
 
 @app.command()
+def robustness(
+    id_set: str | None = typer.Option(None, "--id", help="In-distribution dataset (with --models), or the column "
+                                                         "of --results."),
+    ood_set: str | None = typer.Option(None, "--ood", help="Shifted dataset (with --models), or the column of "
+                                                           "--results."),
+    models: str | None = typer.Option(None, "--models", "-m", help="Comma-separated model specs to evaluate."),
+    results: Path | None = typer.Option(None, help="Accuracies computed elsewhere: imagenet-testbed top1s.csv "
+                                                   "(percent) or a CSV written by 'shiftlab eval --out'."),
+    types: Path | None = typer.Option(None, help="model,type[,type_description] CSV (testbed model_types.csv)."),
+    reference: str | None = typer.Option(None, help="Model type(s) the line is fitted on, comma-separated "
+                                                    "[default: STANDARD when types are known, else all]."),
+    baseline: str | None = typer.Option(None, help="Model for relative robustness."),
+    scale: str = typer.Option("logit", help="logit | probit | linear."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=0, help="Bootstrap resamples for the bands."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for robustness.csv and the plot report "
+                                                            "[default: <workspace>/reports/robustness-<id>-<ood>]."),
+):
+    """Effective robustness: fit the line of shifted vs in-distribution accuracy over a reference group."""
+    import pandas as pd
+
+    from shiftlab.metrics import robustness as rb
+    from shiftlab.report import Report
+
+    if not id_set or not ood_set:
+        raise InputError("give --id and --ood (datasets with --models, or columns of --results)")
+    if (models is None) == (results is None):
+        raise InputError("give either --models (evaluated here) or --results (a CSV of accuracies)")
+    if scale not in rb.SCALES:
+        raise InputError(f"--scale must be one of {', '.join(rb.SCALES)}")
+    if results is not None:
+        if not results.is_file():
+            raise InputError(f"{results}: no such file")
+        head = pd.read_csv(results, nrows=1)
+        if {"model", "dataset", "top1"} <= set(head.columns):
+            table = rb.pivot_results(pd.read_csv(results), id_set, ood_set)
+            id_col, ood_col = "id_acc", "ood_acc"
+        else:
+            table = rb.load_testbed(results, types)
+            for col in (id_set, ood_set):
+                if col not in table.columns:
+                    raise InputError(f"{results}: no column {col!r} (e.g. val, imagenetv2-matched-frequency-format-val)")
+            id_col, ood_col = id_set, ood_set
+    else:
+        from shiftlab.evaluate import evaluate
+
+        specs = [m.strip() for m in models.split(",") if m.strip()]
+        a = evaluate(id_set, specs, workspace=_ws()).table
+        b = evaluate(ood_set, specs, workspace=_ws()).table
+        a["dataset"], b["dataset"] = "id", "ood"
+        table = rb.pivot_results(pd.concat([a, b]), "id", "ood")
+        id_col, ood_col = "id_acc", "ood_acc"
+    if types is not None and "type" not in table.columns:
+        table = table.merge(pd.read_csv(types)[["model", "type"]], on="model", how="left")
+    ref = reference.split(",") if reference else None
+    er = rb.effective_robustness(table, id_col, ood_col, ref[0] if ref and len(ref) == 1 else ref,
+                                 scale=scale, baseline=baseline, n_boot=n_boot, seed=seed)
+    fit = er.attrs["fit"]
+    shown = er.sort_values("effective_robustness", ascending=False)
+    t = _table(f"effective robustness ({ood_set} vs {id_set}; fit on {int(er.in_reference.sum())} models)",
+               ["model", "type", "id %", "shifted %", "predicted %", "eff. robustness (points) [95%]",
+                "relative"], right=("id %", "shifted %", "predicted %", "eff. robustness (points) [95%]", "relative"))
+    for r in shown.head(40).itertuples():
+        kind = getattr(r, "type", None)
+        t.add_row(str(r.model), "" if pd.isna(kind) else str(kind), f"{100 * r.id_acc:.2f}", f"{100 * r.ood_acc:.2f}",
+                  f"{100 * r.predicted_ood:.2f}",
+                  f"{100 * r.effective_robustness:+.2f} [{100 * r.effective_robustness_low:+.2f}, "
+                  f"{100 * r.effective_robustness_high:+.2f}]",
+                  "—" if r.relative_robustness != r.relative_robustness else f"{100 * r.relative_robustness:+.2f}")
+    out.print(t)
+    if len(shown) > 40:
+        out.print(f"(first 40 of {len(shown)} models by effective robustness; all of them in the CSV)")
+    out.print(f"fit in {scale} space: slope {fit.slope:.3f}, intercept {fit.intercept:.3f} over {fit.n} models")
+    folder = out_dir or _ws().reports / f"robustness-{Path(id_set).stem}-{Path(ood_set).stem}"
+    folder.mkdir(parents=True, exist_ok=True)
+    er.to_csv(folder / "robustness.csv", index=False)
+    rep = Report(f"Effective robustness: {ood_set} vs {id_set}",
+                 f"Least-squares line in {scale} space over the reference models; effective robustness = shifted "
+                 "accuracy − the line's prediction, with 95% bootstrap intervals.",
+                 meta={"slope": round(fit.slope, 4), "intercept": round(fit.intercept, 4), "models in fit": fit.n,
+                       "bootstrap": f"{n_boot} resamples, seed {seed}"})
+    sec = rep.section("The fit")
+    sec.figure(rb.robustness_plot(er, fit, rb.band_for_table(er), group_col="type" if "type" in er else None,
+                                  xlabel=f"{id_set} top-1", ylabel=f"{ood_set} top-1"), "robustness",
+               "Fit with its 95% bootstrap band; the dashed line is y = x.")
+    path = rep.write(folder)
+    out.print(f"wrote {folder / 'robustness.csv'} and {path}")
+
+
+@app.command()
 def demo(seed: int = typer.Option(0, help="Seed of the world.")):
     """Build the embedded digits world, train its zoo, evaluate it and write the demo report."""
     import time
