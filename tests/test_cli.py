@@ -161,8 +161,9 @@ def test_vocabulary_option_maps_folder_names(capsys, tmp_path):
 
 def test_robustness_from_the_testbed_results(capsys, reference, tmp_path):
     tb = reference / "testbed"
+    v2 = "imagenetv2-matched-frequency-format-val"
     code, stdout, _ = run(capsys, "robustness", "--results", str(tb / "top1s.csv"), "--types",
-                          str(tb / "model_types.csv"), "--id", "val", "--ood", "imagenetv2-matched-frequency-format-val",
+                          str(tb / "model_types.csv"), "--id", "val", "--ood", v2,
                           "--n-boot", "100", "--out", str(tmp_path / "rb"))
     assert code == 0
     assert "slope 0.923, intercept -0.498 over 87 models" in stdout

@@ -287,7 +287,8 @@ def robustness(
             table = rb.load_testbed(results, types)
             for col in (id_set, ood_set):
                 if col not in table.columns:
-                    raise InputError(f"{results}: no column {col!r} (e.g. val, imagenetv2-matched-frequency-format-val)")
+                    raise InputError(f"{results}: no column {col!r} "
+                                     "(e.g. val, imagenetv2-matched-frequency-format-val)")
             id_col, ood_col = id_set, ood_set
     else:
         from shiftlab.evaluate import evaluate
