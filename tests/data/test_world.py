@@ -178,7 +178,8 @@ def test_hit_results_have_the_crowd_platform_shape_and_track_the_truth(world):
         assert len(h["images"]) == 48 and roles["positive"] == 3 and roles["negative"] == 3
         assert all(i["url"].startswith("img/") and i["image_id"] not in i["url"] for i in h["images"])
     res = pd.read_csv(world.hits_results)
-    assert len(res) == 10 * len(batch) and res.groupby("HITId").size().eq(10).all()
+    assert res[res.AssignmentStatus != "Rejected"].groupby("HITId").size().eq(10).all()
+    assert res.groupby("HITId").WorkerId.nunique().equals(res.groupby("HITId").size())  # distinct workers
     assert set(res.AssignmentStatus) <= {"Approved", "Submitted", "Rejected"}
     assert [c for c in res.columns if c.startswith("Answer.")] == [f"Answer.image_{i}" for i in range(1, 49)]
     # selection frequency from valid assignments: high for true-class candidates, low for wrong ones

@@ -98,3 +98,76 @@ def input_table(hits: Sequence[Hit], class_names: Sequence[str], glosses: Sequen
             row[f"image_{i + 1}"] = h.images[i].url if i < len(h.images) else ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def write_hit_batch(hits: Sequence[Hit], out_dir, class_names: Sequence[str],
+                    glosses: Sequence[str] | None = None, *, seed: int | None = None):
+    """Write ``batch.json`` (seed + HITs with URL → image id and role) and ``input.csv`` (the platform's
+    batch input, see ``input_table``) into ``out_dir``; returns the two paths."""
+    from pathlib import Path
+
+    from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "batch.json", {"seed": seed, "hits": [h.to_json() for h in hits]})
+    csv = input_table(hits, class_names, glosses).to_csv(index=False, lineterminator="\n")
+    atomic_write_bytes(out / "input.csv", csv.encode())
+    return out / "batch.json", out / "input.csv"
+
+
+def read_hit_batch(path) -> list[Hit]:
+    """The HITs of a ``batch.json`` (or of the ``batch.json`` in a folder); InputError when malformed."""
+    import json
+    from pathlib import Path
+
+    from shiftlab.errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "batch.json"
+    try:
+        raw = json.loads(p.read_text())
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the HIT batch ({e.strerror or e})") from None
+    except ValueError as e:
+        raise InputError(f"{p}: not a JSON HIT batch ({e})") from None
+    try:
+        items = raw["hits"] if isinstance(raw, dict) else raw
+        hits = [Hit.from_json(d) for d in items]
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{p}: malformed HIT batch ({type(e).__name__} {e}); "
+                         "expected {seed, hits: [{hit_id, class_index, images: [{url, image_id, role}]}]}") from None
+    ids = [h.hit_id for h in hits]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{p}: repeated HIT ids in the batch")
+    for h in hits:
+        bad = [i.role for i in h.images if i.role not in ROLES]
+        if bad:
+            raise InputError(f"{p}: HIT {h.hit_id} has an image with role {bad[0]!r} (roles: {', '.join(ROLES)})")
+    return hits
+
+
+def read_hit_batch_seed(path) -> int | None:
+    """The shuffling seed recorded in a ``batch.json`` (None when not recorded)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "batch.json"
+    raw = json.loads(p.read_text())
+    return raw.get("seed") if isinstance(raw, dict) else None
+
+
+def hits_for_pool(pool, validation, similar: Mapping[int, Sequence[int]], *, seed: int,
+                  hit_size: int = HIT_SIZE, n_positive: int = N_POSITIVE, n_negative: int = N_NEGATIVE,
+                  url_base: str = "img/") -> list[Hit]:
+    """HITs for a pool manifest: candidates of class k = pool ids labelled k; positive controls =
+    validation ids labelled k; negative controls = validation ids of ``similar[k][0]`` (the most similar
+    other class; none when ``similar`` has no entry for k)."""
+    cands = {int(k): list(g) for k, g in pool.table.groupby("label")["id"] if k >= 0}
+    val = {int(k): list(g) for k, g in validation.table.groupby("label")["id"] if k >= 0}
+    neg = {k: val.get(int(similar[k][0]), []) if similar.get(k) else [] for k in cands}
+    return make_hits(cands, val, neg, seed=seed, hit_size=hit_size, n_positive=n_positive,
+                     n_negative=n_negative, url_base=url_base)

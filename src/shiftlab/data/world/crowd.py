@@ -36,7 +36,10 @@ def tick_probability(true_class: int, asked: int, clarity: float, diligence: flo
 def simulate_votes(hits: Sequence[Hit], true_class: Mapping[str, int], clarity: Mapping[str, float],
                    similar: Mapping[int, Sequence[int]], *, seed: int, assignments: int = ASSIGNMENTS,
                    n_workers: int = 40, n_spammers: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results table: one row per assignment, workers table: id, diligence, is_spammer)."""
+    """(results table: one row per assignment, workers table: id, diligence, is_spammer).
+
+    Every HIT ends with ``assignments`` valid (not rejected) assignments, as on a crowd platform where a
+    rejected assignment is posted again; the rejected ones stay in the results."""
     rng = np.random.default_rng(seed)
     workers = [f"W{w:04d}{rng.integers(16 ** 6):06X}" for w in range(n_workers)]
     diligence = rng.normal(0.8, 0.7, n_workers)
@@ -46,11 +49,17 @@ def simulate_votes(hits: Sequence[Hit], true_class: Mapping[str, int], clarity: 
     rows = []
     width = max(len(h.images) for h in hits)
     for h_i, hit in enumerate(hits):
-        for a, w in enumerate(rng.choice(n_workers, assignments, replace=False)):
+        # a rejected assignment is re-posted to another worker, until the HIT has `assignments` valid ones
+        order = rng.permutation(n_workers)
+        valid = 0
+        for a, w in enumerate(order):
+            if valid == assignments:
+                break
             accept = t0 + timedelta(minutes=7 * h_i + a, seconds=int(rng.integers(60)))
             submit = accept + timedelta(seconds=int(rng.integers(60, 400)))
             status = "Rejected" if spammer[w] and rng.random() < 0.7 else \
                 ("Approved" if rng.random() < 0.8 else "Submitted")
+            valid += status != "Rejected"
             row = {"HITId": hit.hit_id, "AssignmentId": f"A{h_i:04d}{a:02d}{rng.integers(16 ** 8):08X}",
                    "WorkerId": workers[w], "AssignmentStatus": status,
                    "AcceptTime": accept.strftime("%a %b %d %H:%M:%S UTC %Y"),

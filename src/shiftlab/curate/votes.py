@@ -1,0 +1,228 @@
+"""Crowd results → selection frequencies and worker accuracies (SPECS S1.2).
+
+Input: the platform's batch results CSV (one row per assignment, shape documented in
+``shiftlab.curate.annotate``) and the HIT batch (``batch.json`` or a list of ``Hit``) that maps the opaque
+URLs back to image ids and roles.
+
+- Valid assignments: status ``Submitted`` or ``Approved``; ``Rejected`` ones never count.
+- Selection frequency of (image, class) = ticks / valid assignments, pooled over every non-blacklisted HIT
+  of that class that shows the image (duplicates across HITs add up). Controls get frequencies too.
+- Per-worker control accuracy: share of control images answered right (positives ticked, negatives not
+  ticked), over all of the worker's assignments in non-blacklisted HITs (rejected ones included: they are
+  evidence of how the worker answers). Opt-in: ``min_worker_accuracy`` drops workers below it from the
+  frequencies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shiftlab.curate.annotate import Hit, read_hit_batch
+from shiftlab.errors import InputError
+
+VALID_STATUSES = ("Submitted", "Approved")
+STATUSES = ("Submitted", "Approved", "Rejected")
+YES = {"true", "on", "1"}
+NO = {"false", "", "0"}
+_IMAGE_COL = re.compile(r"^Input\.image_(\d+)$")
+
+FREQUENCY_COLUMNS = ("image_id", "class_index", "role", "n_hits", "n_answers", "n_valid", "n_yes", "frequency")
+WORKER_COLUMNS = ("worker_id", "n_assignments", "n_valid_assignments", "n_rejected", "n_controls",
+                  "n_controls_correct", "control_accuracy", "positive_recall", "negative_specificity",
+                  "dropped")
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    frequencies: pd.DataFrame  # one row per (image_id, class_index), see FREQUENCY_COLUMNS
+    workers: pd.DataFrame  # one row per worker, see WORKER_COLUMNS
+    n_assignments: int
+    n_valid_assignments: int
+    n_rejected: int
+    blacklisted_hits: tuple[str, ...] = ()
+    min_worker_accuracy: float | None = None
+    dropped_workers: tuple[str, ...] = ()
+    n_dropped_assignments: int = 0
+    parameters: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        f = self.frequencies
+        cand = f[f["role"] == "candidate"]
+        return {"assignments": self.n_assignments, "valid_assignments": self.n_valid_assignments,
+                "rejected_assignments": self.n_rejected, "blacklisted_hits": len(self.blacklisted_hits),
+                "workers": len(self.workers), "min_worker_accuracy": self.min_worker_accuracy,
+                "dropped_workers": len(self.dropped_workers),
+                "dropped_assignments": self.n_dropped_assignments,
+                "images": int(f["image_id"].nunique()), "candidate_pairs": len(cand),
+                "min_valid_per_candidate": int(cand["n_valid"].min()) if len(cand) else 0,
+                "mean_candidate_frequency": float(cand["frequency"].mean()) if len(cand) else float("nan")}
+
+    def for_role(self, role: str) -> pd.DataFrame:
+        return self.frequencies[self.frequencies["role"].str.split("+").map(lambda r: role in r)]
+
+
+def _answer(v: str, where: str) -> bool:
+    s = v.strip().lower()
+    if s in YES:
+        return True
+    if s in NO:
+        return False
+    raise InputError(f"{where}: answer {v!r} is not true/false (allowed: true, false, on, 1, 0 or empty)")
+
+
+def read_results(results_csv: str | os.PathLike) -> pd.DataFrame:
+    """The results CSV as strings; InputError when unreadable or without the required columns."""
+    p = Path(results_csv)
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such results file") from None
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"{p}: not a readable results CSV ({' '.join(str(e).split())})") from None
+    required = ["AssignmentId", "WorkerId", "AssignmentStatus"]
+    missing = [c for c in required if c not in df.columns]
+    if "HITId" not in df.columns and "Input.hit_id" not in df.columns:
+        missing.append("HITId or Input.hit_id")
+    n = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.match(c)))
+    if not n:
+        missing.append("Input.image_1 …")
+    missing += [f"Answer.image_{i}" for i in n if f"Answer.image_{i}" not in df.columns][:1]
+    if missing:
+        raise InputError(f"{p}: the results CSV lacks column(s) {', '.join(missing)} "
+                         "(expected the crowd platform's batch results: one row per assignment)")
+    return df
+
+
+def import_votes(results_csv: str | os.PathLike, batch: str | os.PathLike | Sequence[Hit], *,
+                 blacklist_hits: Iterable[str] = (), min_worker_accuracy: float | None = None) -> VoteResult:
+    """Selection frequencies and worker accuracies from a results CSV and its HIT batch."""
+    p = Path(results_csv)
+    hits = read_hit_batch(batch) if isinstance(batch, (str, os.PathLike)) else list(batch)
+    by_id = {h.hit_id: h for h in hits}
+    url_maps = {h.hit_id: {i.url: (i.image_id, i.role) for i in h.images} for h in hits}
+    blacklist = tuple(sorted(set(blacklist_hits)))
+    unknown_bl = [b for b in blacklist if b not in by_id]
+    if unknown_bl:
+        raise InputError(f"blacklisted HIT {unknown_bl[0]!r} is not in the HIT batch")
+    if min_worker_accuracy is not None and not 0.0 <= min_worker_accuracy <= 1.0:
+        raise InputError(f"min_worker_accuracy must be within 0..1 (got {min_worker_accuracy})")
+    df = read_results(p)
+    hit_col = "Input.hit_id" if "Input.hit_id" in df.columns else "HITId"
+    n_img = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.match(c)))
+
+    # --- parse every row (all checks before any counting) ------------------------------------------------
+    votes = []  # (assignment row, worker, valid, hit, class, image_id, role, yes)
+    assignments = []  # (row, worker, status, hit)
+    seen_assignments: set[str] = set()
+    for r, row in enumerate(df.to_dict("records")):
+        where = f"{p} row {r + 2}"
+        hit_id = row[hit_col].strip()
+        if hit_id not in by_id:
+            raise InputError(f"{where}: HIT {hit_id!r} is not in the HIT batch (wrong batch.json?)")
+        status = row["AssignmentStatus"].strip()
+        if status not in STATUSES:
+            raise InputError(f"{where}: AssignmentStatus {status!r} is not one of {', '.join(STATUSES)}")
+        aid = row["AssignmentId"].strip()
+        if aid and aid in seen_assignments:
+            raise InputError(f"{where}: assignment {aid!r} appears twice")
+        seen_assignments.add(aid)
+        worker = row["WorkerId"].strip()
+        if not worker:
+            raise InputError(f"{where}: empty WorkerId")
+        urls = url_maps[hit_id]
+        shown = 0
+        for i in n_img:
+            url = row[f"Input.image_{i}"].strip()
+            ans = row.get(f"Answer.image_{i}", "")
+            if not url:
+                if ans.strip().lower() not in NO:
+                    raise InputError(f"{where}: Answer.image_{i} is {ans!r} but there is no image {i}")
+                continue
+            if url not in urls:
+                raise InputError(f"{where}: image URL {url!r} (image_{i}) is not in HIT {hit_id} of the batch")
+            image_id, role = urls[url]
+            votes.append((r, worker, status in VALID_STATUSES, hit_id, by_id[hit_id].class_index, image_id,
+                          role, _answer(ans, f"{where} Answer.image_{i}")))
+            shown += 1
+        if shown != len(by_id[hit_id].images):
+            raise InputError(f"{where}: the row shows {shown} images but HIT {hit_id} has "
+                             f"{len(by_id[hit_id].images)}")
+        assignments.append((r, worker, status, hit_id))
+
+    cols = ["row", "worker_id", "valid", "hit_id", "class_index", "image_id", "role", "yes"]
+    v = pd.DataFrame(votes, columns=cols)
+    a = pd.DataFrame(assignments, columns=["row", "worker_id", "status", "hit_id"])
+    keep_hits = ~a["hit_id"].isin(blacklist)
+    a = a[keep_hits]
+    v = v[~v["hit_id"].isin(blacklist)]
+
+    # --- workers --------------------------------------------------------------------------------------
+    ctrl = v[v["role"].isin(["positive", "negative"])].copy()
+    ctrl["correct"] = np.where(ctrl["role"] == "positive", ctrl["yes"], ~ctrl["yes"])
+    workers = sorted(a["worker_id"].unique())
+    g_a = a.groupby("worker_id")
+    n_ass = g_a.size().reindex(workers, fill_value=0)
+    n_valid = g_a["status"].apply(lambda s: int(s.isin(VALID_STATUSES).sum())).reindex(workers, fill_value=0)
+    n_rej = g_a["status"].apply(lambda s: int((s == "Rejected").sum())).reindex(workers, fill_value=0)
+    g_c = ctrl.groupby("worker_id")
+    n_ctrl = g_c.size().reindex(workers, fill_value=0)
+    n_corr = g_c["correct"].sum().reindex(workers, fill_value=0)
+    pos = ctrl[ctrl["role"] == "positive"].groupby("worker_id")["yes"].mean().reindex(workers)
+    neg = ctrl[ctrl["role"] == "negative"].groupby("worker_id")["yes"].apply(lambda s: 1 - s.mean()).reindex(workers)
+    acc = (n_corr / n_ctrl.replace(0, np.nan)).astype(float)
+    dropped = []
+    if min_worker_accuracy is not None:
+        # a worker without any control answer cannot be judged and is kept
+        dropped = sorted(w for w in workers if not np.isnan(acc[w]) and acc[w] < min_worker_accuracy)
+    wt = pd.DataFrame({"worker_id": workers, "n_assignments": n_ass.to_numpy(dtype=np.int64),
+                       "n_valid_assignments": n_valid.to_numpy(dtype=np.int64),
+                       "n_rejected": n_rej.to_numpy(dtype=np.int64), "n_controls": n_ctrl.to_numpy(dtype=np.int64),
+                       "n_controls_correct": n_corr.to_numpy(dtype=np.int64),
+                       "control_accuracy": acc.to_numpy(), "positive_recall": pos.to_numpy(dtype=float),
+                       "negative_specificity": neg.to_numpy(dtype=float),
+                       "dropped": [w in set(dropped) for w in workers]}, columns=list(WORKER_COLUMNS))
+
+    # --- frequencies ------------------------------------------------------------------------------------
+    dropped_set = set(dropped)
+    n_dropped_assignments = int((a["worker_id"].isin(dropped_set) & a["status"].isin(VALID_STATUSES)).sum())
+    counted = v[~v["worker_id"].isin(dropped_set)]
+    valid = counted[counted["valid"]]
+    pairs = v.groupby(["image_id", "class_index"], sort=True).agg(
+        role=("role", lambda s: "+".join(sorted(set(s)))), n_hits=("hit_id", "nunique"),
+        n_answers=("yes", "size")).reset_index()
+    stats = valid.groupby(["image_id", "class_index"]).agg(n_valid=("yes", "size"), n_yes=("yes", "sum"))
+    f = pairs.merge(stats.reset_index(), on=["image_id", "class_index"], how="left")
+    f["n_answers"] = f["n_answers"].astype(np.int64)  # every status, dropped workers included
+    f["n_valid"] = f["n_valid"].fillna(0).astype(np.int64)
+    f["n_yes"] = f["n_yes"].fillna(0).astype(np.int64)
+    f["frequency"] = np.where(f["n_valid"] > 0, f["n_yes"] / f["n_valid"].where(f["n_valid"] > 0, 1), np.nan)
+    f["class_index"] = f["class_index"].astype(np.int64)
+    f = f.sort_values(["class_index", "image_id"], kind="stable").reset_index(drop=True)[list(FREQUENCY_COLUMNS)]
+
+    return VoteResult(
+        frequencies=f, workers=wt, n_assignments=len(a),
+        n_valid_assignments=int(a["status"].isin(VALID_STATUSES).sum()),
+        n_rejected=int((a["status"] == "Rejected").sum()), blacklisted_hits=blacklist,
+        min_worker_accuracy=min_worker_accuracy, dropped_workers=tuple(dropped),
+        n_dropped_assignments=n_dropped_assignments,
+        parameters={"results": str(p.resolve()), "n_hits": len(hits)})
+
+
+def attach_frequencies(manifest, result: VoteResult, *, column: str = "selection_frequency"):
+    """The manifest with the frequency of each image for its own label (``column``) and the number of
+    valid annotations behind it (``n_annotations``); NaN / 0 for images no HIT asked about."""
+    from dataclasses import replace
+
+    f = result.frequencies.set_index(["image_id", "class_index"])
+    keys = list(zip(manifest.table["id"], manifest.table["label"].astype(np.int64)))
+    t = manifest.table.copy()
+    t[column] = [float(f.at[k, "frequency"]) if k in f.index else np.nan for k in keys]
+    t["n_annotations"] = np.array([int(f.at[k, "n_valid"]) if k in f.index else 0 for k in keys], dtype=np.int64)
+    return replace(manifest, table=t)
