@@ -182,3 +182,50 @@ def test_robustness_of_models_evaluated_here(capsys, tmp_path):
     assert set(rows) >= {"linear", "cnn-small", "mlp"} and "+0.00" in rows["linear"].split("│")[-2]
     code, _, stderr = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool")
     assert code == 2 and "either --models" in stderr
+
+
+def test_hits_make_reproduces_the_worlds_batch_and_import_reads_its_votes(capsys, tmp_path):
+    import json
+
+    assert run(capsys, "world", "build")[0] == 0
+    world = tmp_path / "ws" / "world"
+    code, stdout, _ = run(capsys, "hits", "make", "--pool", "world-pool", "--reference-val", "world-test",
+                          "--seed", "1", "--out", str(tmp_path / "h"))
+    assert code == 0 and "20 HITs for 10 classes" in stdout
+    made = json.loads((tmp_path / "h" / "batch.json").read_text())["hits"]
+    assert made == json.loads((world / "hits" / "batch.json").read_text())["hits"]
+    header = (tmp_path / "h" / "input.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["hit_id", "class_index", "class_name", "gloss"] and header[-1] == "image_48"
+    code, stdout, _ = run(capsys, "hits", "import", str(world / "hits" / "results.csv"), "--batch",
+                          str(tmp_path / "h" / "batch.json"), "--pool", "world-pool")
+    assert code == 0 and "≥ 10 valid annotations each" in stdout
+    freq = pd.read_parquet(tmp_path / "h" / "frequencies.parquet")
+    assert {"image_id", "class_index", "n_valid", "frequency"} <= set(freq.columns)
+    from shiftlab.data.layouts import read_dataset
+
+    pool = read_dataset("world-pool", workspace=tmp_path / "ws").table
+    assert pool.selection_frequency.between(0, 1).all() and (pool.n_annotations >= 10).all()
+    # a results file from another batch names HITs this batch does not have: one line, exit 2
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(world / "hits" / "results.csv").assign(**{"Input.hit_id": "hit-9999-000", "HITId": "hit-9999-000"}
+                                                       ).to_csv(bad, index=False)
+    code, _, stderr = run(capsys, "hits", "import", str(bad), "--batch", str(tmp_path / "h" / "batch.json"))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+
+
+def test_candidates_import_registers_a_pool(capsys, tmp_path):
+    from helpers import write_image
+
+    for c in ("three", "seven"):
+        for i in range(3):
+            write_image(tmp_path / "cands" / c / f"{c}-{i}.jpg", size=(60, 45), seed=i + (10 if c == "seven" else 0))
+    (tmp_path / "cands" / "seven" / "broken.jpg").write_bytes(b"nope")
+    code, stdout, _ = run(capsys, "candidates", "import", str(tmp_path / "cands"), "--name", "digits-cands",
+                          "--vocabulary", "digits")
+    assert code == 0 and "6 candidates in 2 classes" in stdout and "1 blacklisted" in stdout
+    (tmp_path / "cands" / "eleven").mkdir()
+    write_image(tmp_path / "cands" / "eleven" / "x.jpg")
+    code, _, stderr = run(capsys, "candidates", "import", str(tmp_path / "cands"), "--name", "again",
+                          "--vocabulary", "digits")
+    assert code == 2 and "eleven" in stderr
+    assert not (tmp_path / "ws" / "candidates" / "again").exists()  # nothing written

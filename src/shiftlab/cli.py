@@ -27,6 +27,10 @@ models_app = typer.Typer(help="Model spec schemes and registered model names.", 
 world_app = typer.Typer(help="The embedded digits world: the default data and ground truth.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(world_app, name="world")
+candidates_app = typer.Typer(help="Candidate pools for a new test set (ImageNetV2 S1.1).", no_args_is_help=True)
+hits_app = typer.Typer(help="Crowd labelling: HIT batches and their results (ImageNetV2 S1.2).", no_args_is_help=True)
+app.add_typer(candidates_app, name="candidates")
+app.add_typer(hits_app, name="hits")
 zoo_app = typer.Typer(help="The embedded model zoo of the digits world (specs world:<name>).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(models_app, name="models")
@@ -243,6 +247,102 @@ def zoo_train(names: str | None = typer.Option(None, help="Comma-separated zoo n
         t.add_row(f"world:{r.name}", r.family, r.training, f"{r.params:,}", f"{r.seconds:.1f}",
                   f"{r.final_acc:.1%}", "yes" if r.cached else "trained now")
     out.print(t)
+
+
+@candidates_app.command("import")
+def candidates_import(
+    source: Path = typer.Argument(..., help="A folder <class>/<files> or a CSV with path,class[,source_id,…]."),
+    name: str = typer.Option(..., help="Name of the pool manifest, e.g. mypool-candidates."),
+    vocabulary: str = typer.Option("imagenet-1k", help="imagenet-1k, digits, or a JSON list of class names."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Where the scaled copies go "
+                                                            "[default: <workspace>/candidates/<name>]."),
+):
+    """Turn candidate images into a pool manifest with stable ids, 256×256 scaled copies and a blacklist."""
+    from shiftlab.curate.candidates import import_candidates
+    from shiftlab.registry import check_name, register_dataset
+
+    check_name(name)
+    m, blacklist = import_candidates(source, vocabulary=_vocab(vocabulary), name=name,
+                                     out_dir=out_dir or _ws().root / "candidates" / name)
+    p = register_dataset(m, name, _ws())
+    out.print(f"registered {name}: {len(m)} candidates in {m.table['label'].nunique()} classes → {p}; "
+              f"{len(blacklist)} blacklisted (unreadable) → {Path(m.root) / 'blacklist.json'}")
+
+
+def _similar_classes(vocab, similar: Path | None) -> dict[int, list[int]]:
+    """Class → most similar other classes (negative HIT controls come from the first)."""
+    import json
+
+    if similar is not None:
+        try:
+            raw = json.loads(similar.read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{similar}: not a readable JSON file ({e})") from None
+        out_map = {}
+        for k, v in raw.items():  # ImageNetV2's most_similar_wnids.json lists the class itself first
+            i = vocab.index_of(str(k))
+            out_map[i] = [vocab.index_of(str(x)) for x in v if vocab.index_of(str(x)) != i]
+        return out_map
+    if vocab.name == "digits":
+        from shiftlab.data.world.hierarchy import SIMILAR
+
+        return {k: list(v) for k, v in SIMILAR.items()}
+    raise InputError(f"give --similar (a JSON of class → most similar classes, e.g. ImageNetV2's "
+                     f"most_similar_wnids.json) for the {vocab.name} vocabulary")
+
+
+@hits_app.command("make")
+def hits_make(
+    pool: str = typer.Option(..., help="Pool manifest (registered name or path): candidates by label."),
+    reference_val: str = typer.Option(..., "--reference-val", help="Validation set: the HITs' controls."),
+    seed: int = typer.Option(..., help="Seed of the control draws and the shuffles (recorded)."),
+    similar: Path | None = typer.Option(None, help="JSON class → most similar classes (negative controls)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/hits/<pool>]"),
+):
+    """Write HIT batches of 48 (42 candidates + 3 positive + 3 negative controls) as JSON and a crowd CSV."""
+    from shiftlab.curate.annotate import hits_for_pool, write_hit_batch
+    from shiftlab.data.layouts import read_dataset
+
+    p = read_dataset(pool, workspace=_ws())
+    v = read_dataset(reference_val, workspace=_ws())
+    if p.vocabulary.name != v.vocabulary.name:
+        raise InputError(f"{pool} uses {p.vocabulary.name} but {reference_val} uses {v.vocabulary.name}")
+    hits = hits_for_pool(p, v, _similar_classes(p.vocabulary, similar), seed=seed)
+    folder = out_dir or _ws().root / "hits" / p.name
+    batch, csv = write_hit_batch(hits, folder, p.vocabulary.names, [c.gloss for c in p.vocabulary.classes],
+                                 seed=seed)
+    out.print(f"{len(hits)} HITs for {p.table['label'].nunique()} classes → {batch} and {csv} (batch input CSV)")
+
+
+@hits_app.command("import")
+def hits_import(
+    results: Path = typer.Argument(..., help="Batch results CSV (one row per assignment)."),
+    batch: Path = typer.Option(..., help="batch.json written by 'hits make' (opaque URL → image)."),
+    pool: str | None = typer.Option(None, help="Pool to annotate: adds selection_frequency and n_annotations "
+                                               "and registers it again."),
+    min_worker_accuracy: float | None = typer.Option(None, help="Drop workers below this control accuracy."),
+    out_dir: Path | None = typer.Option(None, "--out", help="[default: the batch's folder]"),
+):
+    """Selection frequency and valid annotations per (image, class), and workers' control accuracy."""
+    from shiftlab.curate.votes import attach_frequencies, import_votes
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.registry import register_dataset
+
+    p = read_dataset(pool, workspace=_ws()) if pool else None  # validate before writing anything
+    r = import_votes(results, batch, min_worker_accuracy=min_worker_accuracy)
+    folder = out_dir or (batch.parent if batch.is_file() else batch)
+    folder.mkdir(parents=True, exist_ok=True)
+    r.frequencies.to_parquet(folder / "frequencies.parquet", index=False)
+    r.workers.to_csv(folder / "workers.csv", index=False)
+    s = r.summary()
+    out.print(f"{s['assignments']} assignments ({s['rejected_assignments']} rejected, {s['dropped_workers']} "
+              f"workers dropped) → {s['candidate_pairs']} candidate (image, class) pairs, ≥ "
+              f"{s['min_valid_per_candidate']} valid annotations each, mean frequency "
+              f"{s['mean_candidate_frequency']:.3f}; wrote {folder / 'frequencies.parquet'} and "
+              f"{folder / 'workers.csv'}")
+    if p is not None:
+        register_dataset(attach_frequencies(p, r), p.name, _ws())
+        out.print(f"{p.name} now carries selection_frequency and n_annotations")
 
 
 @app.command()
