@@ -1,0 +1,308 @@
+"""Near-duplicate detection and resolution (SPECS S1.3, S1.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.metrics import structural_similarity
+
+from shiftlab.curate.dedup import (
+    IMAGENETV2_THRESHOLDS,
+    NO_THRESHOLD,
+    QUEUE_COLUMNS,
+    TABLE_COLUMNS,
+    duplicate_links,
+    find_near_duplicates,
+    knn,
+    phash_bits,
+    read_review_csv,
+    resolve_duplicates,
+    review_queue,
+    review_thresholds,
+)
+from shiftlab.curate.ssim import dssim_pairs, ssim_pairs
+from shiftlab.errors import InputError
+
+
+# --- knn -----------------------------------------------------------------------------------------------
+def _brute(q, r, k):
+    d = ((q[:, None, :].astype(np.float64) - r[None].astype(np.float64)) ** 2).sum(-1)
+    order = np.lexsort((np.broadcast_to(np.arange(len(r)), d.shape), d), axis=1)[:, :k]
+    return np.take_along_axis(d, order, 1), order
+
+
+def test_knn_chunked_equals_unchunked_and_brute_force(tmp_path):
+    rng = np.random.default_rng(0)
+    r = rng.integers(0, 256, (300, 48), dtype=np.uint8)
+    r[10] = r[20] = r[5]  # exact ties: broken by the smaller reference row
+    q = np.concatenate([rng.integers(0, 256, (57, 48), dtype=np.uint8), r[[5, 100]]])
+    full = knn(q, r, 12, chunk=10_000, ref_chunk=10_000)
+    chunked = knn(q, r, 12, chunk=7, ref_chunk=33, cache_dir=tmp_path / "c")
+    bd, bi = _brute(q, r, 12)
+    for a, b in ((full, chunked), (full, (bd, bi))):
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[0], b[0])
+    assert full[1][-2, :3].tolist() == [5, 10, 20] and full[0][-2, 0] == 0
+    assert np.all(np.diff(full[0], axis=1) >= 0)
+    # cached: the same chunks read back, identical
+    files = sorted((tmp_path / "c").glob("*.npz"))
+    assert len(files) == 9
+    again = knn(q, r, 12, chunk=7, ref_chunk=33, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(again[1], chunked[1])
+    assert sorted((tmp_path / "c").glob("*.npz")) == files
+
+
+def test_knn_float_features_and_limits():
+    rng = np.random.default_rng(1)
+    r = rng.normal(size=(50, 16)).astype(np.float32)
+    q = rng.normal(size=(9, 16)).astype(np.float32)
+    a, b = knn(q, r, 5, chunk=2, ref_chunk=7), knn(q, r, 5)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], _brute(q, r, 5)[0], rtol=1e-12)
+    d, i = knn(q, r[:3], 10)
+    assert d.shape == i.shape == (9, 3)
+    with pytest.raises(InputError):
+        knn(q, r[:, :4], 3)
+    with pytest.raises(InputError):
+        knn(q, r, 3, metric="cosine")
+
+
+# --- ssim / phash ----------------------------------------------------------------------------------------
+def _skimage(a, b):
+    return np.array([structural_similarity(x.transpose(1, 2, 0), y.transpose(1, 2, 0), win_size=35,
+                                           channel_axis=-1, data_range=255) for x, y in zip(a, b)])
+
+
+def test_ssim_matches_skimage_on_random_and_smooth_pairs():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (3, 3, 48, 40), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-60, 60, a.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = np.stack([np.stack([(127 + 120 * np.sin(xx / (5 + c) + yy / 9 + s)) for c in range(3)])
+                       for s in range(2)]).astype(np.uint8)
+    shifted = np.roll(smooth, 2, axis=-1)
+    for x, y in ((a, b), (smooth, shifted), (a, a)):
+        assert np.abs(ssim_pairs(x, y) - _skimage(x, y)).max() <= 1e-4
+    np.testing.assert_allclose(dssim_pairs(a, a), 0.0, atol=1e-12)
+    with pytest.raises(InputError):
+        ssim_pairs(a[:, :, :30, :30], b[:, :, :30, :30])
+
+
+def test_phash_bits_give_imagehash_hamming_distance():
+    import imagehash
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    px = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    bits = phash_bits(px)
+    h = [imagehash.phash(Image.fromarray(p.transpose(1, 2, 0))) for p in px]
+    d, i = knn(bits[:1], bits, 4)
+    for dist, j in zip(d[0], i[0]):
+        assert dist == h[0] - h[j]
+
+
+# --- review ----------------------------------------------------------------------------------------------
+def _table(rows):
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def test_review_queue_and_thresholds():
+    t = _table([
+        ("q1", "pool", "q1", "l2", 0, 0.0, True, False),
+        ("q1", "pool", "p9", "l2", 1, 5e7, False, True),     # same source: never queued
+        ("q1", "pool", "p2", "l2", 2, 9e7, False, False),    # within 1.2e8: queued
+        ("q1", "train", "t1", "l2", 0, 1.1e8, False, False),
+        ("q1", "train", "t2", "l2", 40, 1.0, False, False),  # beyond review_k
+        ("q2", "train", "t1", "dssim", 0, 0.3, False, False),
+        ("q2", "train", "t3", "phash", 0, 10, False, False),
+        ("q2", "train", "t4", "embedding", 0, 2e4, False, False),
+    ])
+    q = review_queue(t)
+    assert list(q.columns) == QUEUE_COLUMNS
+    assert set(zip(q.query_id, q.reference_id, q.metric)) == {("q1", "p2", "l2"), ("q1", "t1", "l2"),
+                                                             ("q2", "t3", "phash")}
+    q = review_queue(t, {"dssim": 0.5, "phash": 3}, review_k=50)
+    assert set(zip(q.reference_id, q.metric)) == {("p2", "l2"), ("t1", "l2"), ("t2", "l2"), ("t1", "dssim")}
+    assert IMAGENETV2_THRESHOLDS["l2"] == 1.2e8 and IMAGENETV2_THRESHOLDS["dssim"] == 0.2205
+
+    th = review_thresholds(t)
+    assert th.loc["q1", "l2"] == 1.0 and th.loc["q2", "l2"] == NO_THRESHOLD
+    th = review_thresholds(t, reviewed_pairs=[("t2", "q1"), ("q1", "p2")], blacklisted={"t1"})
+    assert th.loc["q1", "l2"] == NO_THRESHOLD  # p9 is same-source, q1 itself
+    assert th.loc["q2", "dssim"] == NO_THRESHOLD and th.loc["q2", "phash"] == 10
+
+
+def test_read_review_csv(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("query,reference,is_duplicate,reviewer\na,b,true,ann\na,c,0,bob\nb,a,no,cy\nd,e,YES,ann\n")
+    r = read_review_csv(f)
+    assert r["is_duplicate"].tolist() == [True, False, False, True]
+    assert duplicate_links(r) == [("d", "e")]  # the later decision on (a, b) wins
+    for text in ("query,reference,is_duplicate,reviewer,extra\n", "query,reference,is_duplicate\n",
+                 "query,reference,is_duplicate,reviewer\na,b,maybe,ann\n",
+                 "query,reference,is_duplicate,reviewer\na,b,true\n", ""):
+        f.write_text(text)
+        with pytest.raises(InputError) as e:
+            read_review_csv(f)
+        assert "\n" not in str(e.value)
+    with pytest.raises(InputError):
+        read_review_csv(tmp_path / "missing.csv")
+
+
+# --- resolution -----------------------------------------------------------------------------------------
+def _cands(rows):
+    return pd.DataFrame(rows, columns=["id", "class", "frequency", "source_id"])
+
+
+def _kept(res):
+    return set(res.loc[res["keep"], "id"])
+
+
+def test_resolve_singletons_originals_and_source_links():
+    c = _cands([("a", "x", 0.9, "s1"), ("b", "x", 0.8, "s1"), ("c", "y", 0.9, None), ("d", "y", 0.5, None),
+                ("e", "z", 0.1, None)])
+    res = resolve_duplicates(c, [("c", "orig-1")], original_ids={"orig-1"})
+    assert _kept(res) == {"a", "d", "e"}  # a/b share a source; c duplicates an original image
+    r = res.set_index("id")
+    assert r.loc["c", "reason"] == "duplicate of original orig-1"
+    assert r.loc["b", "component"] == "a" and r.loc["b", "reason"] == "duplicate of a"
+    assert r.loc["e", "reason"] == "unique"
+    assert list(res["id"]) == list(c["id"])
+    # a component with an original loses all its candidates, however linked
+    res = resolve_duplicates(c, [("a", "c"), ("c", "t-1")], original_ids={"t-1"})
+    assert _kept(res) == {"d", "e"}
+
+
+def test_resolve_class_choice_and_tie_breaks():
+    # classes x (two good) and y (one good): y has fewer good candidates, so y's best is kept
+    c = _cands([("a", "x", 0.9, None), ("b", "x", 0.8, None), ("c", "y", 0.75, None), ("d", "z", 0.65, None)])
+    links = [("a", "b"), ("b", "c"), ("c", "d")]
+    assert _kept(resolve_duplicates(c, links)) == {"c"}
+    # no class ≥ 0.7: fallback ≥ 0.6 (z), and x at 0.5 is not eligible
+    c2 = _cands([("a", "x", 0.5, None), ("d", "z", 0.65, None)])
+    assert _kept(resolve_duplicates(c2, [("a", "d")])) == {"d"}
+    # none ≥ 0.6: the classes at the max; tie between classes by name, then highest frequency
+    c3 = _cands([("a", "w", 0.3, None), ("b", "v", 0.3, None), ("c", "v", 0.1, None), ("d", "u", 0.2, None)])
+    assert _kept(resolve_duplicates(c3, [("a", "b"), ("b", "c"), ("c", "d")])) == {"b"}
+    # equal good counts: class name decides (m before n); within class, equal frequency: the larger id
+    c4 = _cands([("p0", "n", 0.9, None), ("p1", "n", 0.9, None), ("p2", "m", 0.8, None), ("p3", "m", 0.8, None)])
+    res = resolve_duplicates(c4, [("p0", "p1"), ("p1", "p2"), ("p2", "p3")])
+    assert _kept(res) == {"p3"} and res.set_index("id").loc["p3", "reason"] == "best of class m"
+    # override by component name or by any member; bad overrides say so
+    links = [("p0", "p1"), ("p1", "p2"), ("p2", "p3")]
+    assert _kept(resolve_duplicates(c4, links, overrides={"p0": "p1"})) == {"p1"}
+    assert _kept(resolve_duplicates(c4, links, overrides={"p3": "p2"})) == {"p2"}
+    with pytest.raises(InputError):
+        resolve_duplicates(c4, [("p1", "p2")], overrides={"p1": "p3"})  # p3 is not in p1's component
+    with pytest.raises(InputError):
+        resolve_duplicates(c4, [], overrides={"zz": "p1"})
+
+
+# --- the digits world: the acceptance bar -----------------------------------------------------------------
+WORLD_SIZE = 64  # the world's images are 32 px: 64 px leaves room for the 35-px SSIM window, 256 adds nothing
+WORLD_REVIEW_K = 2  # the planted copy is (almost always) the first non-self neighbour
+WORLD_QUANTILE = 0.2
+
+
+@pytest.fixture(scope="module")
+def world_dedup(tmp_path_factory):
+    from shiftlab.data.world import build_world
+    from shiftlab.models.zoo import train_zoo
+    from shiftlab.progress import set_quiet
+    from shiftlab.workspace import Workspace
+
+    set_quiet(True)
+    ws = Workspace.resolve(tmp_path_factory.mktemp("dedup") / "ws")
+    world = build_world(ws, progress=False)
+    train_zoo(world.manifest("train"), ws, names=["cnn-medium-s0"], progress=False)
+    refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
+    table = find_near_duplicates(world.manifest("pool"), refs, ["l2", "dssim", "phash", "embedding"], k=10,
+                                 review_k=WORLD_REVIEW_K, dssim_k=3, model="world:cnn-medium-s0",
+                                 size=WORLD_SIZE, workspace=ws, device="cpu")
+    return world, ws, table
+
+
+def test_world_review_queue_finds_the_planted_duplicates(world_dedup):
+    world, _, table = world_dedup
+    assert set(table["metric"]) == {"l2", "dssim", "phash", "embedding"}
+    assert table.groupby(["query_id", "reference_split", "metric"])["rank"].max().max() <= 9
+    assert table.loc[table["is_self"], "distance"].abs().max() == 0
+    # World thresholds from the data: the 20% quantile, per metric, of the distances to the first
+    # non-self, non-same-source neighbour. (The ImageNetV2 numbers are for 256-px photos; the world's
+    # digits resemble one another far more than photos do.)
+    base = table[~table["is_self"] & ~table["same_source"] & (table["rank"] < WORLD_REVIEW_K)]
+    thr = {m: float(np.quantile(g["distance"], WORLD_QUANTILE)) for m, g in base.groupby("metric")}
+    queue = review_queue(table, thr, review_k=WORLD_REVIEW_K)
+    dups = world.truth()["duplicates"]
+    assert len(dups) == 66
+    planted = {frozenset((d["id"], d["source_id"])) for d in dups}
+    queued = {frozenset(p) for p in zip(queue["query_id"], queue["reference_id"])}
+    pool = world.manifest("pool").table.set_index("id")["source_id"]
+    same_source = {p for p in planted if len({pool.get(x, x) for x in p}) == 1}  # linked without review
+    found = (queued & planted) | same_source
+    per_metric = {m: (len({frozenset(p) for p in zip(g["query_id"], g["reference_id"])} & planted), len(g))
+                  for m, g in queue.groupby("metric")}
+    print(f"\nworld dedup: thresholds {thr}; recall {len(found)}/66 ({len(queued & planted)} queued + "
+          f"{len(same_source)} same-source); queue {len(queue)} rows, {len(queued)} pairs; "
+          f"per metric (planted, rows): {per_metric}")
+    assert len(found) >= 0.95 * 66
+
+    # treat queued planted pairs as reviewed duplicates; originals = train ∪ test
+    links = [tuple(p) for p in queued & planted]
+    pt = world.manifest("pool").table  # no selection frequencies here: all 1.0, so the larger id is kept
+    cands = pd.DataFrame({"id": pt["id"], "class": pt["label"].astype(str), "frequency": 1.0,
+                          "source_id": pt["source_id"]})
+    originals = set(world.manifest("train").ids) | set(world.manifest("test").ids)
+    res = resolve_duplicates(cands, links, originals).set_index("id")
+    of_originals = [d["id"] for d in dups if d["source_split"] in ("train", "test")
+                    and frozenset((d["id"], d["source_id"])) in queued]
+    assert not res.loc[of_originals, "keep"].any()
+    within = [d for d in dups if d["source_split"] == "pool"]
+    assert all(res.loc[d["id"], "keep"] != res.loc[d["source_id"], "keep"] for d in within)
+
+
+def test_world_ssim_matches_skimage_on_real_pairs(world_dedup):
+    from shiftlab.curate.dedup import scaled_pixels
+
+    world, ws, _ = world_dedup
+    px, _ = scaled_pixels(world.manifest("pool"), ws, size=WORLD_SIZE)
+    a, b = np.asarray(px[:6]), np.asarray(px[6:12])
+    assert np.abs(ssim_pairs(a, b) - _skimage(a, b)).max() <= 1e-4
+
+
+def test_find_near_duplicates_validates_before_work():
+    with pytest.raises(InputError, match="unknown near-duplicate metric"):
+        find_near_duplicates(None, {"x": None}, ["l3"])
+    with pytest.raises(InputError, match="needs a model"):
+        find_near_duplicates(None, {"x": None}, ["embedding"])
+    with pytest.raises(InputError, match="reference set"):
+        find_near_duplicates(None, {}, ["l2"])
+
+
+def test_world_chunked_run_gives_the_same_table(world_dedup, tmp_path):
+    world, ws, _ = world_dedup
+    q = world.manifest("pool").subset(np.arange(30))
+    refs = {"test": world.manifest("test").subset(np.arange(50)), "pool": q}
+    kw = {"k": 8, "review_k": 4, "size": WORLD_SIZE, "workspace": ws, "device": "cpu"}
+    a = find_near_duplicates(q, refs, ["l2", "phash", "dssim"], chunk=1024, cache_dir=tmp_path / "a", **kw)
+    b = find_near_duplicates(q, refs, ["l2", "phash", "dssim"], chunk=7, cache_dir=tmp_path / "b", **kw)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.loc[a["is_self"], "rank"].eq(0).all() and a["is_self"].sum() == 3 * 30
+    alone = find_near_duplicates(q, refs, ["dssim"], **kw)  # shortlisted by l2 alone
+    assert set(alone["metric"]) == {"dssim"} and alone.groupby("query_id")["reference_id"].size().min() >= 8
+    some = find_near_duplicates(q, refs, ["l2", "dssim"], reference_metrics={"test": ["l2"]}, **kw)
+    assert set(some.loc[some["reference_split"] == "test", "metric"]) == {"l2"}
+    assert set(some.loc[some["reference_split"] == "pool", "metric"]) == {"l2", "dssim"}
+    with pytest.raises(InputError, match="reference_metrics"):
+        find_near_duplicates(q, refs, ["l2"], reference_metrics={"test": ["dssim"]}, **kw)
+
+
+def test_ssim_on_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (40, 3, 256, 256), dtype=np.uint8)
+    b = rng.integers(0, 256, (40, 3, 256, 256), dtype=np.uint8)
+    np.testing.assert_allclose(ssim_pairs(a, b, device="cuda"), ssim_pairs(a, b), atol=1e-9)
