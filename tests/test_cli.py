@@ -229,3 +229,31 @@ def test_candidates_import_registers_a_pool(capsys, tmp_path):
                           "--vocabulary", "digits")
     assert code == 2 and "eleven" in stderr
     assert not (tmp_path / "ws" / "candidates" / "again").exists()  # nothing written
+
+
+def test_dedup_queue_reviews_and_resolution_on_the_world(capsys, tmp_path):
+    from shiftlab.data.world import load_world
+
+    assert run(capsys, "world", "build")[0] == 0
+    out = tmp_path / "dd"
+    args = ["dedup", "--query", "world-pool", "--reference", "world-train,world-test,world-pool", "--metrics",
+            "l2,phash", "-k", "10", "--size", "64", "--review-k", "2", "--threshold", "l2=9.2e6", "--out", str(out)]
+    code, stdout, _ = run(capsys, *args)
+    assert code == 0 and "queued pairs" in stdout
+    queue = pd.read_csv(out / "queue.csv")
+    assert list(queue.columns)[:5] == ["query_id", "reference_id", "reference_split", "metric", "distance"]
+    # a reviewer marks exactly the planted pairs in the queue as duplicates
+    planted = {(d["id"], d["source_id"]) for d in load_world(tmp_path / "ws").truth()["duplicates"]}
+    pairs = queue[["query_id", "reference_id"]].drop_duplicates()
+    pairs["is_duplicate"] = [(q, r) in planted or (r, q) in planted for q, r in zip(pairs.query_id, pairs.reference_id)]
+    assert pairs.is_duplicate.sum() >= 40
+    pairs.rename(columns={"query_id": "query", "reference_id": "reference"}).assign(reviewer="ann").to_csv(
+        tmp_path / "reviews.csv", index=False)
+    code, stdout, _ = run(capsys, *args, "--reviews", str(tmp_path / "reviews.csv"))
+    assert code == 0 and "excluded as near-duplicates" in stdout
+    res = pd.read_parquet(out / "resolution.parquet").set_index("id")
+    found = pairs[pairs.is_duplicate]
+    copies_of_originals = {q for q, r in zip(found.query_id, found.reference_id) if r.startswith(("tr-", "te-"))}
+    assert copies_of_originals and not res.loc[sorted(copies_of_originals), "keep"].any()
+    code, _, stderr = run(capsys, *args[:-2], "--threshold", "l3=5")
+    assert code == 2 and "metric must be one of" in stderr

@@ -346,6 +346,70 @@ def hits_import(
 
 
 @app.command()
+def dedup(
+    query: str = typer.Option(..., help="The candidate pool (registered name or path)."),
+    reference: str = typer.Option(..., help="Comma-separated sets to search (e.g. world-train,world-test,world-pool)."),
+    metrics: str = typer.Option("l2,dssim,phash", help="Any of l2, dssim, embedding (alias fc7), phash."),
+    k: int = typer.Option(100, "-k", min=1, help="Neighbours kept per query, reference set and metric."),
+    review_k: int = typer.Option(30, "--review-k", min=1, help="How deep a reviewer looks (ImageNetV2: 30)."),
+    embed_model: str | None = typer.Option(None, "--embed-model", help="Model whose penultimate features "
+                                                                       "give the embedding metric."),
+    size: int = typer.Option(256, help="Side of the scaled copies compared, px."),
+    threshold: list[str] = typer.Option([], help="metric=value, overriding a review threshold (repeatable)."),
+    reviews: Path | None = typer.Option(None, help="Review decisions CSV query,reference,is_duplicate,reviewer: "
+                                                   "adds review thresholds and the S1.4 resolution."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N] (SSIM and embeddings)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/dedup/<query>]"),
+):
+    """Near-duplicates of a candidate pool (ImageNetV2 S1.3/S1.4): neighbours, review queue, resolution."""
+    import pandas as pd
+
+    from shiftlab.curate import dedup as dd
+    from shiftlab.data.layouts import read_dataset
+
+    thresholds = {}
+    for t in threshold:
+        name, sep, value = t.partition("=")
+        try:
+            thresholds[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--threshold {t!r}: use metric=value, e.g. l2=1.2e8") from None
+        if not sep or name.strip() not in dd.IMAGENETV2_THRESHOLDS:
+            raise InputError(f"--threshold {t!r}: metric must be one of {', '.join(dd.IMAGENETV2_THRESHOLDS)}")
+    review_table = dd.read_review_csv(reviews) if reviews else None
+    q = read_dataset(query, workspace=_ws())
+    refs = {name.strip(): read_dataset(name.strip(), workspace=_ws()) for name in reference.split(",") if name.strip()}
+    table = dd.find_near_duplicates(q, refs, [m.strip() for m in metrics.split(",") if m.strip()], k,
+                                    review_k=review_k, model=embed_model, size=size, workspace=_ws(), device=device,
+                                    progress=True)
+    queue = dd.review_queue(table, thresholds or None, review_k=review_k)
+    folder = out_dir or _ws().root / "dedup" / q.name
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(folder / "neighbours.parquet", index=False)
+    queue.to_csv(folder / "queue.csv", index=False)
+    t = _table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
+               ["metric", "queued pairs", "candidates queued"], right=("queued pairs", "candidates queued"))
+    for metric, g in queue.groupby("metric"):
+        t.add_row(str(metric), str(len(g)), str(g.query_id.nunique()))
+    out.print(t)
+    written = [folder / "neighbours.parquet", folder / "queue.csv"]
+    if review_table is not None:
+        links = dd.duplicate_links(review_table)
+        reviewed = list(zip(review_table["query"], review_table["reference"]))
+        dd.review_thresholds(table, reviewed).to_parquet(folder / "review_thresholds.parquet")
+        cands = pd.DataFrame({"id": q.table["id"], "class": q.table["label"],
+                              "frequency": q.table.get("selection_frequency", pd.Series(float("nan"), q.table.index)),
+                              "source_id": q.table.get("source_id", pd.Series(None, q.table.index))})
+        originals = {i for name, m in refs.items() if m.name != q.name for i in m.ids}
+        res = dd.resolve_duplicates(cands, links, originals)
+        res.to_parquet(folder / "resolution.parquet", index=False)
+        out.print(f"{len(links)} reviewed duplicate links: {int((~res.keep).sum())} of {len(res)} candidates "
+                  "excluded as near-duplicates")
+        written += [folder / "review_thresholds.parquet", folder / "resolution.parquet"]
+    out.print("wrote " + ", ".join(str(w) for w in written))
+
+
+@app.command()
 def robustness(
     id_set: str | None = typer.Option(None, "--id", help="In-distribution dataset (with --models), or the column "
                                                          "of --results."),
