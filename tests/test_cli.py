@@ -257,3 +257,42 @@ def test_dedup_queue_reviews_and_resolution_on_the_world(capsys, tmp_path):
     assert copies_of_originals and not res.loc[sorted(copies_of_originals), "keep"].any()
     code, _, stderr = run(capsys, *args[:-2], "--threshold", "l3=5")
     assert code == 2 and "metric must be one of" in stderr
+
+
+def test_sample_revisions_from_the_worlds_votes(capsys, tmp_path):
+    assert run(capsys, "world", "build")[0] == 0
+    world = tmp_path / "ws" / "world"
+    code, _, stderr = run(capsys, "sample", "--strategy", "top", "--pool", "world-pool", "--seed", "3", "--no-dedup")
+    assert code == 2 and "hits import" in stderr  # no frequencies yet
+    assert run(capsys, "hits", "import", str(world / "hits" / "results.csv"), "--batch",
+               str(world / "hits" / "batch.json"), "--pool", "world-pool")[0] == 0
+    fixed = ["--time-string", "2026-01-01_00:00:00_UTC", "--username", "ci"]
+    revs = tmp_path / "ws" / "revisions"
+    code, stdout, _ = run(capsys, "sample", "--strategy", "threshold", "--pool", "world-pool", "--seed", "3",
+                          "--no-dedup", *fixed)
+    assert code == 0 and "world-a-0: 100 images in 10 classes (valid)" in " ".join(stdout.split())
+    first = (revs / "world-a-0.json").read_bytes()
+    assert run(capsys, "sample", "--strategy", "threshold", "--pool", "world-pool", "--seed", "3", "--no-dedup",
+               *fixed)[0] == 0
+    assert (revs / "world-a-0.json").read_bytes() == first  # same inputs and seed: byte-identical
+    import json
+
+    doc = json.loads(first)
+    from shiftlab.data.layouts import read_dataset
+
+    pool = read_dataset("world-pool", workspace=tmp_path / "ws").table.set_index("id")
+    chosen = [i for i, _ in doc["image_filenames"]]
+    assert (pool.loc[chosen, "selection_frequency"] >= 0.7).all()
+    m = read_dataset("world-a-0", workspace=tmp_path / "ws")
+    assert list(m.ids) == chosen and m.has_images
+    # a child revision keeps its parent's still-eligible images
+    code, stdout, _ = run(capsys, "sample", "--strategy", "threshold", "--pool", "world-pool", "--seed", "4",
+                          "--no-dedup", "--from", str(revs / "world-a-0.json"))
+    assert code == 0 and "100 carried over" in stdout
+    assert json.loads((revs / "world-a-1.json").read_text())["starting_from"] == "world-a-0.json"
+    # a parent of another dataset or variant: one line, exit 2, nothing written
+    assert run(capsys, "sample", "--strategy", "top", "--pool", "world-pool", "--seed", "3", "--no-dedup")[0] == 0
+    code, _, stderr = run(capsys, "sample", "--strategy", "threshold", "--pool", "world-pool", "--seed", "3",
+                          "--no-dedup", "--from", str(revs / "world-c-0.json"))
+    assert code == 2 and "not of world-a" in stderr
+    assert sorted(p.name for p in revs.iterdir()) == ["world-a-0.json", "world-a-1.json", "world-c-0.json"]

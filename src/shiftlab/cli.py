@@ -409,6 +409,109 @@ def dedup(
     out.print("wrote " + ", ".join(str(w) for w in written))
 
 
+_STRATEGIES = {"threshold": "a", "matched": "b", "top": "c"}
+
+
+def _frequency_table(m, what: str):
+    import pandas as pd
+
+    if "selection_frequency" not in m.table.columns:
+        raise InputError(f"{m.name} has no selection frequencies: run 'shiftlab hits import RESULTS --batch "
+                         f"BATCH --pool {m.name}' first ({what})")
+    return pd.DataFrame({"id": m.table["id"], "class": m.table["label"], "frequency": m.table["selection_frequency"],
+                         "n_annotations": m.table["n_annotations"]})
+
+
+@app.command()
+def sample(
+    strategy: str = typer.Option(..., help="threshold (a) | matched (b) | top (c)."),
+    pool: str = typer.Option(..., help="Pool manifest carrying selection frequencies ('hits import --pool')."),
+    reference_val: str | None = typer.Option(None, "--reference-val", help="Validation set with frequencies "
+                                                                         "(needed by matched)."),
+    per_class: int = typer.Option(10, "--per-class", min=1),
+    seed: int = typer.Option(..., help="Seed of the sampling and the final shuffle (recorded)."),
+    dedup_dir: Path | None = typer.Option(None, "--dedup", help="Folder of 'shiftlab dedup --reviews' "
+                                                                "(resolution and review thresholds)."),
+    no_dedup: bool = typer.Option(False, "--no-dedup", help="Sample without near-duplicate review (not "
+                                                            "ImageNetV2's process; say so when you publish)."),
+    parent: Path | None = typer.Option(None, "--from", help="Parent revision JSON: its eligible images carry over."),
+    allow_upward: bool = typer.Option(False, "--allow-upward", help="matched: fill short bins from higher ones."),
+    thresholds: Path | None = typer.Option(None, help="threshold: JSON class → frequency threshold overrides."),
+    dataset: str | None = typer.Option(None, help="Dataset part of the name [default: the pool's dataset]."),
+    time_string: str | None = typer.Option(None, "--time-string", help="Recorded time [default: now, UTC]; fix "
+                                                                       "it (and --username) for byte-identical files."),
+    username: str | None = typer.Option(None, help="Recorded user [default: the current user]."),
+    out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/revisions]"),
+):
+    """Sample a test-set revision from the pool (ImageNetV2 S1.5) and register its manifest."""
+    import pandas as pd
+
+    from shiftlab.curate import revisions as rv
+    from shiftlab.curate.sample import DEFAULT_REVIEW_TARGETS
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.registry import register_dataset
+
+    if strategy not in _STRATEGIES:
+        raise InputError(f"--strategy must be one of {', '.join(_STRATEGIES)}")
+    if (dedup_dir is None) == (not no_dedup):
+        raise InputError("give --dedup DIR (from 'shiftlab dedup --reviews') or, knowingly, --no-dedup")
+    letter = _STRATEGIES[strategy]
+    p = read_dataset(pool, workspace=_ws())
+    cands = _frequency_table(p, "the pool")
+    cands["blacklisted"] = False
+    if no_dedup:
+        cands["near_duplicate"], cands["reviewed"] = False, True
+    else:
+        res_f, thr_f = dedup_dir / "resolution.parquet", dedup_dir / "review_thresholds.parquet"
+        if not res_f.is_file() or not thr_f.is_file():
+            raise InputError(f"{dedup_dir}: no resolution.parquet / review_thresholds.parquet; run "
+                             "'shiftlab dedup … --reviews REVIEWS.csv --out' into it")
+        keep = pd.read_parquet(res_f).set_index("id")["keep"]
+        thr = pd.read_parquet(thr_f)
+        cands["near_duplicate"] = ~cands["id"].map(keep).fillna(True).astype(bool)
+        above = pd.Series(True, index=thr.index)
+        for metric in thr.columns:
+            target = DEFAULT_REVIEW_TARGETS.get(metric, DEFAULT_REVIEW_TARGETS.get("fc7"))
+            above &= thr[metric] > target
+        cands["reviewed"] = cands["id"].map(above).fillna(False).astype(bool)
+    val = _frequency_table(read_dataset(reference_val, workspace=_ws()), "the validation set") \
+        if reference_val else None
+    if letter == "b" and val is None:
+        raise InputError("the matched strategy needs --reference-val with selection frequencies")
+    name_ds = dataset or p.dataset or p.name
+    if parent is not None:
+        if not parent.is_file():
+            raise InputError(f"{parent}: no such revision file")
+        pd_, pv, _ = rv.parse_revision_name(parent.name[:-5] if parent.name.endswith(".json") else parent.stem)
+        if pd_ != name_ds or pv != letter:
+            raise InputError(f"parent {parent.name} is a revision of {pd_}-{pv}, not of {name_ds}-{letter}")
+        name = rv.next_revision_name(f"{pd_}-{pv}-{rv.parse_revision_name(parent.stem)[2]}")
+    else:
+        name = rv.revision_name(name_ds, letter, 0)
+    class_thresholds = rv.read_class_thresholds(thresholds) if thresholds else None
+    rev = rv.make_revision(name, cands, seed=seed, validation=val, parent=parent, class_names=p.vocabulary,
+                           per_class=per_class, class_thresholds=class_thresholds,
+                           allow_upward_sampling=allow_upward, time_string=time_string, username=username)
+    folder = out_dir or _ws().root / "revisions"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = rev.write(folder / rev.filename)
+    order = [i for i, _ in rev.doc["image_filenames"]]
+    rows = pd.Series(range(len(p)), index=p.table["id"]).loc[order].to_numpy()
+    m = p.subset(rows, name=name)
+    from dataclasses import replace
+
+    m = replace(m, dataset=name_ds, variant=letter, revision=name.rsplit("-", 1)[1],
+                parent=(parent.stem if parent else p.name), seed=seed,
+                parameters={**m.parameters, "sampling": {k: v for k, v in rev.doc.items() if k != "image_filenames"}})
+    register_dataset(m, name, _ws())
+    res = rev.result
+    validity = "valid" if rev.is_valid else f"NOT valid: {len(res.short_classes)} short classes"
+    out.print(f"{name}: {len(order)} images in {len(res.classes)} classes ({validity}); "
+              f"{sum(len(v) for v in res.carried_over.values())} carried over from the parent; "
+              f"{int(cands.near_duplicate.sum())} near-duplicates and {int((~cands.reviewed).sum())} unreviewed "
+              f"candidates were not eligible; wrote {path} and registered dataset {name}")
+
+
 @app.command()
 def robustness(
     id_set: str | None = typer.Option(None, "--id", help="In-distribution dataset (with --models), or the column "
