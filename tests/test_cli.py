@@ -190,8 +190,8 @@ def test_hits_make_reproduces_the_worlds_batch_and_import_reads_its_votes(capsys
     assert run(capsys, "world", "build")[0] == 0
     world = tmp_path / "ws" / "world"
     code, stdout, _ = run(capsys, "hits", "make", "--pool", "world-pool", "--reference-val", "world-test",
-                          "--seed", "1", "--out", str(tmp_path / "h"))
-    assert code == 0 and "20 HITs for 10 classes" in stdout
+                          "--seed", "1", "--annotate-val", "--out", str(tmp_path / "h"))
+    assert code == 0 and "25 HITs for 10 classes" in stdout
     made = json.loads((tmp_path / "h" / "batch.json").read_text())["hits"]
     assert made == json.loads((world / "hits" / "batch.json").read_text())["hits"]
     header = (tmp_path / "h" / "input.csv").read_text().splitlines()[0].split(",")

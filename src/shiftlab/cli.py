@@ -297,6 +297,8 @@ def hits_make(
     reference_val: str = typer.Option(..., "--reference-val", help="Validation set: the HITs' controls."),
     seed: int = typer.Option(..., help="Seed of the control draws and the shuffles (recorded)."),
     similar: Path | None = typer.Option(None, help="JSON class → most similar classes (negative controls)."),
+    annotate_val: bool = typer.Option(False, "--annotate-val", help="Also annotate the validation images as "
+                                                                    "candidates (MatchedFrequency needs them)."),
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/hits/<pool>]"),
 ):
     """Write HIT batches of 48 (42 candidates + 3 positive + 3 negative controls) as JSON and a crowd CSV."""
@@ -307,7 +309,7 @@ def hits_make(
     v = read_dataset(reference_val, workspace=_ws())
     if p.vocabulary.name != v.vocabulary.name:
         raise InputError(f"{pool} uses {p.vocabulary.name} but {reference_val} uses {v.vocabulary.name}")
-    hits = hits_for_pool(p, v, _similar_classes(p.vocabulary, similar), seed=seed)
+    hits = hits_for_pool(p, v, _similar_classes(p.vocabulary, similar), seed=seed, annotate_validation=annotate_val)
     folder = out_dir or _ws().root / "hits" / p.name
     batch, csv = write_hit_batch(hits, folder, p.vocabulary.names, [c.gloss for c in p.vocabulary.classes],
                                  seed=seed)

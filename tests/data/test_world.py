@@ -177,6 +177,7 @@ def test_hit_results_have_the_crowd_platform_shape_and_track_the_truth(world):
         roles = pd.Series([i["role"] for i in h["images"]]).value_counts()
         assert len(h["images"]) == 48 and roles["positive"] == 3 and roles["negative"] == 3
         assert all(i["url"].startswith("img/") and i["image_id"] not in i["url"] for i in h["images"])
+        assert len({i["image_id"] for i in h["images"]}) == 48  # nobody sees an image twice in one HIT
     res = pd.read_csv(world.hits_results)
     assert res[res.AssignmentStatus != "Rejected"].groupby("HITId").size().eq(10).all()
     assert res.groupby("HITId").WorkerId.nunique().equals(res.groupby("HITId").size())  # distinct workers

@@ -71,14 +71,19 @@ def make_hits(candidates: Mapping[int, Sequence[str]], positives: Mapping[int, S
         cands = sorted(candidates[k])
         if not cands:
             continue
+        rng.shuffle(cands)  # mixed chunks: validation images annotated as candidates don't crowd out controls
         chunks = [cands[i:i + per_hit] for i in range(0, len(cands), per_hit)]
         if len(chunks[-1]) < per_hit and len(cands) > len(chunks[-1]):
             # pad the short last chunk with earlier candidates of the class
             earlier = cands[:len(cands) - len(chunks[-1])]
             chunks[-1] = chunks[-1] + rng.sample(earlier, min(per_hit - len(chunks[-1]), len(earlier)))
         for j, chunk in enumerate(chunks):
-            pos = rng.sample(sorted(positives.get(k, ())), min(n_positive, len(positives.get(k, ()))))
-            neg = rng.sample(sorted(negatives.get(k, ())), min(n_negative, len(negatives.get(k, ()))))
+            # a control is never also a candidate of the same HIT (validation images may be both)
+            in_chunk = set(chunk)
+            pos_pool = sorted(set(positives.get(k, ())) - in_chunk)
+            neg_pool = sorted(set(negatives.get(k, ())) - in_chunk)
+            pos = rng.sample(pos_pool, min(n_positive, len(pos_pool)))
+            neg = rng.sample(neg_pool, min(n_negative, len(neg_pool)))
             items = [(c, "candidate") for c in chunk] + [(p, "positive") for p in pos] + \
                 [(n, "negative") for n in neg]
             rng.shuffle(items)
@@ -162,12 +167,15 @@ def read_hit_batch_seed(path) -> int | None:
 
 def hits_for_pool(pool, validation, similar: Mapping[int, Sequence[int]], *, seed: int,
                   hit_size: int = HIT_SIZE, n_positive: int = N_POSITIVE, n_negative: int = N_NEGATIVE,
-                  url_base: str = "img/") -> list[Hit]:
-    """HITs for a pool manifest: candidates of class k = pool ids labelled k; positive controls =
-    validation ids labelled k; negative controls = validation ids of ``similar[k][0]`` (the most similar
-    other class; none when ``similar`` has no entry for k)."""
+                  url_base: str = "img/", annotate_validation: bool = False) -> list[Hit]:
+    """HITs for a pool manifest: candidates of class k = pool ids labelled k (and, with
+    ``annotate_validation``, the validation ids labelled k, which MatchedFrequency needs annotated);
+    positive controls = validation ids labelled k; negative controls = validation ids of ``similar[k][0]``
+    (the most similar other class; none when ``similar`` has no entry for k)."""
     cands = {int(k): list(g) for k, g in pool.table.groupby("label")["id"] if k >= 0}
     val = {int(k): list(g) for k, g in validation.table.groupby("label")["id"] if k >= 0}
+    if annotate_validation:
+        cands = {k: cands.get(k, []) + val.get(k, []) for k in sorted(set(cands) | set(val))}
     neg = {k: val.get(int(similar[k][0]), []) if similar.get(k) else [] for k in cands}
     return make_hits(cands, val, neg, seed=seed, hit_size=hit_size, n_positive=n_positive,
                      n_negative=n_negative, url_base=url_base)

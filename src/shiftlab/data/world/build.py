@@ -294,7 +294,10 @@ def _build(stage: Path, final_root: Path, cfg: WorldConfig, progress: bool) -> d
     # --- crowd votes on HITs for the pool (positives / negatives: test images by given label) ------------
     test_rows = pd.DataFrame(w.rows["test"])
     pool_rows = pd.DataFrame(w.rows["pool"])
-    candidates = {k: pool_rows.loc[pool_rows.label == k, "id"].tolist() for k in range(10)}
+    # candidates of class k: the pool images collected for k and, as ImageNetV2 annotated its validation
+    # images too (for MatchedFrequency's histograms), the test images labelled k
+    candidates = {k: [*pool_rows.loc[pool_rows.label == k, "id"], *test_rows.loc[test_rows.label == k, "id"]]
+                  for k in range(10)}
     positives = {k: test_rows.loc[test_rows.label == k, "id"].tolist() for k in range(10)}
     negatives = {k: positives[hierarchy.SIMILAR[k][0]] for k in range(10)}
     hits = make_hits(candidates, positives, negatives, seed=cfg.seed + 1)
