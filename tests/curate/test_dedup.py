@@ -16,6 +16,7 @@ from shiftlab.curate.dedup import (
     find_near_duplicates,
     knn,
     phash_bits,
+    quantile_thresholds,
     read_review_csv,
     resolve_duplicates,
     review_queue,
@@ -231,8 +232,7 @@ def test_world_review_queue_finds_the_planted_duplicates(world_dedup):
     # World thresholds from the data: the 20% quantile, per metric, of the distances to the first
     # non-self, non-same-source neighbour. (The ImageNetV2 numbers are for 256-px photos; the world's
     # digits resemble one another far more than photos do.)
-    base = table[~table["is_self"] & ~table["same_source"] & (table["rank"] < WORLD_REVIEW_K)]
-    thr = {m: float(np.quantile(g["distance"], WORLD_QUANTILE)) for m, g in base.groupby("metric")}
+    thr = quantile_thresholds(table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)
     queue = review_queue(table, thr, review_k=WORLD_REVIEW_K)
     dups = world.truth()["duplicates"]
     assert len(dups) == 66

@@ -521,3 +521,13 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
     return pd.DataFrame({"id": ids, "keep": [decision[i][0] for i in ids],
                          "component": [comp_name[find(i)] for i in ids],
                          "reason": [decision[i][1] for i in ids]})
+
+
+def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
+    """Review thresholds read off the data: per metric, the ``q`` quantile of the distances to the first
+    ``review_k`` neighbours that are neither the image itself nor of the same source.
+
+    For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more),
+    where the published 256-px thresholds mean nothing."""
+    base = table[~table["is_self"] & ~table["same_source"] & (table["rank"] < review_k)]
+    return {str(m): float(np.quantile(g["distance"], q)) for m, g in base.groupby("metric")}
