@@ -24,7 +24,7 @@ machine's float32 GEMM rate, and batched torch DSSIM against scikit-image's SSIM
 (b) runs before (a), so that FAISS's OpenMP threads cannot slow torch down.
 
 Usage: ``python bench/dedup.py [--n 50000] [--pairs 2000] [--sk-queries N] [--sk-pairs N] [--quick]``
-(about 6 minutes on 2 cores). ``--quick``: n = 5,000, 200 pairs, sklearn on 1,000 queries and skimage on
+(about 4 minutes on 2 cores). ``--quick``: n = 5,000, 200 pairs, sklearn on 1,000 queries and skimage on
 100 pairs (scaled). The last line printed is one JSON object of the figures.
 """
 
