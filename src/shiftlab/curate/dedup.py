@@ -68,12 +68,17 @@ def _hash_rows(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _sq_dist64(q: np.ndarray, reference: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Squared distances in float64 of q[j] to reference[idx[j, c]]: (n, c), independent of batching."""
-    out = np.empty(idx.shape, np.float64)
-    for j in range(len(q)):
-        diff = np.asarray(reference[idx[j]], dtype=np.float64) - np.asarray(q[j], dtype=np.float64)
-        out[j] = np.einsum("cd,cd->c", diff, diff)
+def _sq_dist64(q: np.ndarray, reference: np.ndarray, idx: np.ndarray, budget: int = 64 << 20) -> np.ndarray:
+    """Squared distances in float64 of q[j] to reference[idx[j, c]]: (n, c), independent of batching
+    (each row is one contiguous sum over d, whatever the block), vectorised over blocks of queries."""
+    n, c = idx.shape
+    d = q.shape[1]
+    out = np.empty((n, c), np.float64)
+    step = max(1, budget // max(1, c * d * 8))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        diff = np.asarray(reference[idx[lo:hi]], dtype=np.float64) - np.asarray(q[lo:hi], np.float64)[:, None, :]
+        out[lo:hi] = np.square(diff, out=diff).sum(axis=-1)
     return out
 
 
@@ -101,15 +106,15 @@ def _knn_chunk(q: np.ndarray, reference: np.ndarray, k: int, ref_chunk: int, mar
     return best_d[:, :k], best_i[:, :k]
 
 
-def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2", chunk: int = 1024,
-        ref_chunk: int = 8192, cache_dir: str | os.PathLike | None = None, margin: int = 8):
+def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2", chunk: int = 4096,
+        ref_chunk: int | None = None, cache_dir: str | os.PathLike | None = None, margin: int = 8):
     """Exact k nearest references of each query row.
 
     query (n, d), reference (m, d): any numeric dtype (uint8 pixels stay uint8 until a chunk is used).
     metric: ``l2`` (squared Euclidean; on 0/1 bit vectors it is the Hamming distance).
     Returns ``dist`` float64 (n, k') ascending and ``idx`` int64 (n, k'), k' = min(k, m); ties go to the
     smaller reference row. Queries go in chunks of ``chunk`` rows against references in chunks of
-    ``ref_chunk`` rows (FAISS ``IndexFlatL2`` shortlists ``k + margin`` per chunk pair; the shortlist is
+    ``ref_chunk`` rows (default: as many as fit in ~512 MB of float32; FAISS ``IndexFlatL2`` shortlists ``k + margin`` per chunk pair; the shortlist is
     re-scored in float64), so no distance matrix larger than one chunk pair is ever held. With
     ``cache_dir``, each query chunk's result is stored under sha256(chunk bytes, reference hash, k).
     """
@@ -118,6 +123,10 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2",
     query, reference = np.asarray(query), np.asarray(reference)
     if query.ndim != 2 or reference.ndim != 2 or query.shape[1] != reference.shape[1]:
         raise InputError(f"knn needs (n, d) and (m, d) arrays, got {query.shape} and {reference.shape}")
+    # at most ~512 MB of float32 per chunk: whole reference sets of embeddings, a few hundred raw 256-px images
+    rows_in_budget = max(64, (512 << 20) // (4 * max(1, query.shape[1])))
+    ref_chunk = rows_in_budget if ref_chunk is None else ref_chunk
+    chunk = min(chunk, rows_in_budget)
     if k < 1 or chunk < 1 or ref_chunk < 1:
         raise InputError("knn: k, chunk and ref_chunk must be at least 1")
     n, m = len(query), len(reference)
