@@ -114,7 +114,8 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2",
     metric: ``l2`` (squared Euclidean; on 0/1 bit vectors it is the Hamming distance).
     Returns ``dist`` float64 (n, k') ascending and ``idx`` int64 (n, k'), k' = min(k, m); ties go to the
     smaller reference row. Queries go in chunks of ``chunk`` rows against references in chunks of
-    ``ref_chunk`` rows (default: as many as fit in ~512 MB of float32; FAISS ``IndexFlatL2`` shortlists ``k + margin`` per chunk pair; the shortlist is
+    ``ref_chunk`` rows (default: as many as fit in ~512 MB of float32; FAISS ``IndexFlatL2`` shortlists
+    ``k + margin`` per chunk pair; the shortlist is
     re-scored in float64), so no distance matrix larger than one chunk pair is ever held. With
     ``cache_dir``, each query chunk's result is stored under sha256(chunk bytes, reference hash, k).
     """
