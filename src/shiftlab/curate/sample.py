@@ -74,17 +74,23 @@ class SampleResult:
 
 
 # --- inputs --------------------------------------------------------------------------------------------
-def check_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Validate and normalise a candidates table (see the module docstring); returns a clean copy."""
-    missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
+def _common(table: pd.DataFrame, columns: Sequence[str], what: str) -> pd.DataFrame:
+    """A copy with the required columns checked and id / class / frequency / n_annotations typed."""
+    missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise InputError(f"candidates table lacks column(s) {', '.join(missing)} "
-                         f"(needs {', '.join(CANDIDATE_COLUMNS)})")
-    t = candidates.copy()
+        raise InputError(f"{what} table lacks column(s) {', '.join(missing)} (needs {', '.join(columns)})")
+    t = table.copy()
     t["id"] = t["id"].astype(str)
     t["class"] = t["class"].astype("int64")
-    t["frequency"] = pd.to_numeric(t["frequency"], errors="coerce").fillna(0.0).astype(float)
+    t["frequency"] = pd.to_numeric(t["frequency"], errors="coerce").astype(float)
     t["n_annotations"] = pd.to_numeric(t["n_annotations"], errors="coerce").fillna(0).astype("int64")
+    return t
+
+
+def check_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Validate and normalise a candidates table (see the module docstring); returns a clean copy."""
+    t = _common(candidates, CANDIDATE_COLUMNS, "candidates")
+    t["frequency"] = t["frequency"].fillna(0.0)
     for c in ("blacklisted", "near_duplicate", "reviewed"):
         t[c] = t[c].fillna(c != "reviewed").astype(bool)  # unknown: blacklisted/duplicate yes, reviewed no
     bad = t["frequency"][(t["frequency"] < 0) | (t["frequency"] > 1)]
@@ -97,16 +103,7 @@ def check_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_validation(validation: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in VALIDATION_COLUMNS if c not in validation.columns]
-    if missing:
-        raise InputError(f"validation table lacks column(s) {', '.join(missing)} "
-                         f"(needs {', '.join(VALIDATION_COLUMNS)})")
-    t = validation.copy()
-    t["id"] = t["id"].astype(str)
-    t["class"] = t["class"].astype("int64")
-    t["frequency"] = pd.to_numeric(t["frequency"], errors="coerce").astype(float)
-    t["n_annotations"] = pd.to_numeric(t["n_annotations"], errors="coerce").fillna(0).astype("int64")
-    return t
+    return _common(validation, VALIDATION_COLUMNS, "validation")
 
 
 def read_table(path, kind: str = "candidates") -> pd.DataFrame:
