@@ -89,3 +89,24 @@ def test_demo_report_renders_in_chromium(demo, tmp_path):
         out.mkdir(exist_ok=True)
         page.screenshot(path=str(out / "demo-report.png"), full_page=True)
     assert not errors
+
+
+def test_demo_builds_the_worlds_imagenetv2(demo):
+    _, res, _ = demo
+    html = res.path.read_text()
+    assert "A new test set, built like ImageNetV2" in html
+    assert (res.path.parent / "imagenetv2-robustness.png").is_file()
+    from shiftlab.curate.pipeline import build_world_testsets
+    from shiftlab.data.world import load_world
+
+    w = load_world(res.path.parents[2])
+    sets = build_world_testsets(w, progress=False)
+    assert all(r.is_valid and len(r.doc["image_filenames"]) == 100 for r in sets.revisions.values())
+    found = sets.recall.set_index("metric").loc["any metric, or the same source id", "planted pairs queued"]
+    assert found >= 0.95 * 66  # the acceptance bar on the planted near-duplicates
+    # the sampled sets keep far fewer planted copies and wrong-class candidates than the pool holds
+    truth = w.truth()
+    copies = {d["id"] for d in truth["duplicates"] if d["source_split"] in ("train", "test")}
+    wrong = {x["id"] for x in truth["wrong_class_candidates"]}
+    for m in sets.manifests.values():
+        assert len(set(m.ids) & copies) <= 3 and not set(m.ids) & wrong
