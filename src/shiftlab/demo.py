@@ -115,16 +115,16 @@ def section_imagenetv2(world: World, specs: list[str], *, progress: bool = True)
         d = on_test.top1 - acc.top1
         ids = set(m.ids)
         rows.append({"variant": VARIANT_TITLES[letter], "images": len(m), "valid": sets.revisions[letter].is_valid,
-                     "mean drop": d.mean(), "smallest drop": d.min(), "largest drop": d.max(),
-                     "copies of train/test images": len(ids & dup_of_originals),
-                     "watermarked": len(ids & watermarked), "wrong-class": len(ids & wrong)})
+                     "mean drop": d.mean(), "min drop": d.min(), "max drop": d.max(),
+                     "train/test copies": len(ids & dup_of_originals),
+                     "watermarked": len(ids & watermarked), "wrong class": len(ids & wrong)})
         drops.append(pd.DataFrame({"model": acc.index, "variant": letter, "id_acc": on_test.top1.to_numpy(),
                                    "ood_acc": acc.top1.to_numpy()}))
     pool = world.manifest("pool")
-    rows.append({"variant": "the whole pool (for comparison)", "images": len(pool), "valid": None,
-                 "mean drop": float("nan"), "smallest drop": float("nan"), "largest drop": float("nan"),
-                 "copies of train/test images": len(set(pool.ids) & dup_of_originals),
-                 "watermarked": len(set(pool.ids) & watermarked), "wrong-class": len(set(pool.ids) & wrong)})
+    rows.append({"variant": "whole pool", "images": len(pool), "valid": None,
+                 "mean drop": float("nan"), "min drop": float("nan"), "max drop": float("nan"),
+                 "train/test copies": len(set(pool.ids) & dup_of_originals),
+                 "watermarked": len(set(pool.ids) & watermarked), "wrong class": len(set(pool.ids) & wrong)})
     table = pd.DataFrame(rows)
     sec = Section("A new test set, built like ImageNetV2",
                   "The world's candidate pool goes through ImageNetV2's process with the same code a dataset "
@@ -137,7 +137,7 @@ def section_imagenetv2(world: World, specs: list[str], *, progress: bool = True)
     pct = lambda v: "—" if v != v else f"{100 * v:.1f}"  # noqa: E731
     sec.table(table, caption="Drop = world-test top-1 − variant top-1, over the zoo, in points. The last "
               "three columns count planted facts that reached each set.",
-              formats={"mean drop": pct, "smallest drop": pct, "largest drop": pct,
+              formats={"mean drop": pct, "min drop": pct, "max drop": pct,
                        "valid": lambda v: "—" if v is None else ("yes" if v else "no")})
     rec = sets.recall.rename(columns={"planted pairs queued": "planted pairs found", "of planted": "planted"})
     sec.table(rec, caption="Near-duplicate recall on the planted pairs: queued for review per metric; the last "
