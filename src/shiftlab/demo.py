@@ -97,29 +97,30 @@ def section_shift(world: World, acc: pd.DataFrame) -> Section:
 VARIANT_TITLES = {"a": "Threshold0.7 (a)", "b": "MatchedFrequency (b)", "c": "TopImages (c)"}
 
 
-def section_imagenetv2(world: World, specs: list[str], *, progress: bool = True) -> tuple[Section, pd.DataFrame]:
+def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
+                       progress: bool = True) -> tuple[Section, pd.DataFrame]:
     """The world's own ImageNetV2: pool → HITs → votes → near-duplicates → the three variants → the zoo."""
     from shiftlab.curate.pipeline import build_world_testsets
     from shiftlab.metrics.robustness import band_for_table, effective_robustness, robustness_plot
 
     sets = build_world_testsets(world, seed=world.seed, progress=progress)
-    test = world.manifest("test")
-    on_test = summarize(test, predict(test, specs, workspace=world.workspace, progress=progress)).set_index("model")
+    on_test = acc.set_index("model").rename(columns={"top1_id": "top1"})  # section 1 scored the test set
     truth = world.truth()
     dup_of_originals = {d["id"] for d in truth["duplicates"] if d["source_split"] in ("train", "test")}
     watermarked = {w["id"] for w in truth["watermarks"] if w["split"] == "pool"}
     wrong = {w["id"] for w in truth["wrong_class_candidates"]}
     rows, drops = [], []
     for letter, m in sets.manifests.items():
-        acc = summarize(m, predict(m, specs, workspace=world.workspace, progress=progress)).set_index("model")
-        d = on_test.top1 - acc.top1
+        on_set = summarize(m, predict(m, specs, workspace=world.workspace, progress=progress)).set_index("model")
+        d = on_test.top1.loc[on_set.index] - on_set.top1
         ids = set(m.ids)
         rows.append({"variant": VARIANT_TITLES[letter], "images": len(m), "valid": sets.revisions[letter].is_valid,
                      "mean drop": d.mean(), "min drop": d.min(), "max drop": d.max(),
                      "train/test copies": len(ids & dup_of_originals),
                      "watermarked": len(ids & watermarked), "wrong class": len(ids & wrong)})
-        drops.append(pd.DataFrame({"model": acc.index, "variant": letter, "id_acc": on_test.top1.to_numpy(),
-                                   "ood_acc": acc.top1.to_numpy()}))
+        drops.append(pd.DataFrame({"model": on_set.index, "variant": letter,
+                                   "id_acc": on_test.top1.loc[on_set.index].to_numpy(),
+                                   "ood_acc": on_set.top1.to_numpy()}))
     pool = world.manifest("pool")
     rows.append({"variant": "whole pool", "images": len(pool), "valid": None,
                  "mean drop": float("nan"), "min drop": float("nan"), "max drop": float("nan"),
@@ -187,6 +188,6 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     report = Report("The digits world", intro(world), kind="shiftlab demo report",
                     meta={"world seed": world.seed, "zoo models": len(ZOO), "workspace": str(ws.root)})
     report.add(section_shift(world, acc))
-    report.add(section_imagenetv2(world, specs, progress=progress)[0])
+    report.add(section_imagenetv2(world, specs, acc, progress=progress)[0])
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc)

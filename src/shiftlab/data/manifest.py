@@ -108,8 +108,9 @@ class Manifest:
         return replace(self, root=str(root))
 
     def subset(self, mask_or_index, name: str | None = None) -> Manifest:
-        t = self.table.loc[mask_or_index] if not isinstance(mask_or_index, np.ndarray) or \
-            mask_or_index.dtype == bool else self.table.iloc[mask_or_index]
+        """Rows by boolean mask or by positions (in the given order); ``parent`` becomes this manifest."""
+        sel = np.asarray(mask_or_index)
+        t = self.table[sel] if sel.dtype == bool else self.table.iloc[sel]
         return replace(self, table=t.reset_index(drop=True), name=name or self.name, parent=self.name)
 
     # --- identity -----------------------------------------------------------------------------
