@@ -1,0 +1,381 @@
+"""The review app: FastAPI over the workspace's review tasks and its ReviewLog.
+
+Security model (the app runs on a researcher's machine, often beside their data):
+- every route — pages, images, static files, API — needs the access token printed at start-up: as a
+  ``?token=`` on the first visit (which sets an HttpOnly, SameSite=Strict cookie and redirects to a clean
+  URL), as the cookie afterwards, or as the ``X-Shiftlab-Token`` header; anything else gets a bare 401;
+- state-changing requests need the header, not just the cookie, so a foreign page cannot post decisions
+  through the reviewer's browser (CSRF): it can neither read the token nor set the header cross-origin;
+- images are served by (registered dataset, manifest id) only, never by a client-supplied path, and a
+  manifest path that resolves outside its dataset root (``..``, a symlink out) is refused;
+- pages render data as text (Jinja2 autoescaping server-side, ``textContent`` in the scripts).
+
+Writes go through one committer thread that stores the decisions waiting at that moment in one SQLite
+transaction (group commit): each acknowledged decision is on disk, and many clients at once cost one
+flush per batch rather than one per decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import queue
+import secrets
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from shiftlab.errors import ShiftlabError
+from shiftlab.review import tasks as tk
+from shiftlab.review.log import ReviewLog
+from shiftlab.workspace import Workspace
+
+HERE = Path(__file__).resolve().parent
+TOKEN_HEADER = "X-Shiftlab-Token"
+COOKIE = "shiftlab_token"
+SAFE_METHODS = {"GET", "HEAD"}
+
+
+class DecisionIn(BaseModel):
+    target: str
+    decision: str
+    reason: str | None = None
+    crop: list[float] | None = None
+    note: str | None = None
+    reviewer: str | None = None
+    key: str | None = None
+
+
+class UndoIn(BaseModel):
+    reviewer: str | None = None
+    event_id: int | None = None
+    key: str | None = None
+
+
+class Committer:
+    """One writer thread: takes the decisions waiting, stores them in one transaction, answers each."""
+
+    def __init__(self, log: ReviewLog, max_batch: int = 512):
+        self.log, self.max_batch = log, max_batch
+        self._q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="review-log-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, decision: dict) -> Future:
+        """Queue a decision; the future resolves to its stored Event once it is on disk."""
+        f: Future = Future()
+        self._q.put((decision, f))
+        return f
+
+    def _run(self):
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                events = self.log.append_many([d for d, _ in batch])
+                for (_, f), e in zip(batch, events):
+                    f.set_result(e)
+            except Exception:
+                # one bad decision must not fail its neighbours: store them one by one
+                for d, f in batch:
+                    try:
+                        f.set_result(self.log.append_many([d])[0])
+                    except Exception as e:  # handed back to the waiting request
+                        f.set_exception(e)
+
+    def close(self):
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+
+class _Images:
+    """Image bytes by (dataset, id): manifests cached by file mtime, encoded images in a bounded LRU."""
+
+    def __init__(self, workspace: Workspace, max_items: int = 4096):
+        self.ws = workspace
+        self._manifests: dict[str, tuple[float, Path, dict[str, str]]] = {}
+        self._cache: OrderedDict = OrderedDict()
+        self._max = max_items
+        self._lock = threading.Lock()
+
+    def _index(self, dataset: str):
+        from shiftlab.data.manifest import Manifest
+        from shiftlab.registry import dataset_path
+
+        p = dataset_path(dataset, self.ws)
+        if p is None:
+            return None
+        mtime = p.stat().st_mtime
+        hit = self._manifests.get(dataset)
+        if hit is None or hit[0] != mtime:
+            m = Manifest.load(p)
+            if not m.has_images:
+                return None
+            hit = (mtime, Path(m.root).resolve(), dict(zip(m.table["id"], m.table["path"])))
+            self._manifests[dataset] = hit
+        return hit
+
+    def path(self, dataset: str, image_id: str) -> Path | None:
+        idx = self._index(dataset)
+        if idx is None:
+            return None
+        _, root, paths = idx
+        rel = paths.get(image_id)
+        if rel is None:
+            return None
+        p = (root / rel).resolve()
+        # a manifest (hand-edited or hostile) may point outside its root, or through a symlink out of it
+        if not p.is_relative_to(root) or not p.is_file():
+            return None
+        return p
+
+    def png(self, dataset: str, image_id: str, size: int | None) -> bytes | None:
+        from PIL import Image
+
+        from shiftlab.data.decode import decode_image
+
+        p = self.path(dataset, image_id)
+        if p is None:
+            return None
+        key = (str(p), p.stat().st_mtime, size)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        res = decode_image(p)
+        if not res.ok:
+            return None
+        im = res.image
+        if size and max(im.size) > size:
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", compress_level=1)
+        data = buf.getvalue()
+        with self._lock:
+            self._cache[key] = data
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return data
+
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                 b"frame-ancestors 'none'"),
+]
+
+
+class TokenGate:
+    """Pure ASGI middleware (no per-request task hop, unlike ``@app.middleware``): the access rules above."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    def _ok(self, given: str | None) -> bool:
+        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        ok_header = self._ok(request.headers.get(TOKEN_HEADER))
+        ok_cookie = self._ok(request.cookies.get(COOKIE))
+        if request.method in SAFE_METHODS:
+            if self._ok(request.query_params.get("token")):
+                # first visit: trade the URL token for a cookie and drop it from the address bar
+                clean = request.url.remove_query_params("token")
+                resp = RedirectResponse(clean.path + (f"?{clean.query}" if clean.query else ""), 303)
+                resp.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+                return await resp(scope, receive, send)
+            if not (ok_header or ok_cookie):
+                return await Response("unauthorized", 401, media_type="text/plain")(scope, receive, send)
+        elif not ok_header:
+            # a cookie alone never authorises a change: that is what a cross-site form would carry
+            resp = Response("forbidden", 403, media_type="text/plain") if ok_cookie else \
+                Response("unauthorized", 401, media_type="text/plain")
+            return await resp(scope, receive, send)
+
+        async def send_secure(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+
+def create_app(workspace=None, *, token: str | None = None, reviewer: str | None = None) -> FastAPI:
+    """The app over ``workspace``'s tasks and log. ``token`` defaults to a fresh random one
+    (``app.state.token``); ``reviewer`` fixes who decides (else each browser names itself)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+    token = token or secrets.token_urlsafe(24)
+    log = tk.open_workspace_log(ws)
+    committer = Committer(log)
+    images = _Images(ws)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    task_cache: dict[str, tuple[float, dict, set]] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        committer.close()  # stores what is queued before the log closes
+        log.close()
+
+    app = FastAPI(title="shiftlab review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.token, app.state.log, app.state.workspace = token, log, ws
+    app.state.committer = committer
+
+    app.add_middleware(TokenGate, token=token)
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    # --- tasks -------------------------------------------------------------------------------------
+    def task_of(name: str) -> tuple[dict, set]:
+        """The task and its valid targets, re-read when its file changes."""
+        try:
+            p = tk.review_dir(ws) / "tasks" / f"{tk.check_name(name)}.json"
+            mtime = p.stat().st_mtime
+        except (OSError, ShiftlabError):
+            raise HTTPException(404, f"no review task {name!r}") from None
+        hit = task_cache.get(name)
+        if hit is None or hit[0] != mtime:
+            task = tk.load_task(name, ws)
+            if task["kind"] == "classes":
+                targets = set(tk._dataset(task["dataset"], ws).ids)
+            elif task["kind"] == "images":
+                targets = {it["id"] for it in task["items"]}
+            else:
+                targets = {it["target"] for it in task["items"]}
+            hit = (mtime, task, targets)
+            task_cache[name] = hit
+        return hit[1], hit[2]
+
+    def who(given: str | None) -> str:
+        name = reviewer or (given or "").strip()
+        if not name:
+            raise HTTPException(400, "who is deciding? set a reviewer name (the page asks on first visit)")
+        if len(name) > 100:
+            raise HTTPException(400, "reviewer name too long (100 characters at most)")
+        return name
+
+    def page(request: Request, template: str, **ctx):
+        return templates.TemplateResponse(request, template, {"token": token, "reviewer": reviewer or "", **ctx})
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request):
+        rows = []
+        for t in tk.list_tasks(ws):
+            try:
+                _, targets = task_of(t["name"])
+            except (HTTPException, ShiftlabError):
+                continue
+            decided = len(set(log.state(t["name"])) & targets)
+            rows.append({"name": t["name"], "kind": t["kind"], "total": len(targets), "decided": decided})
+        return page(request, "index.html", tasks=rows, log=str(log.path))
+
+    @app.get("/task/{name}", response_class=HTMLResponse)
+    def task_page(request: Request, name: str):
+        task, targets = task_of(name)
+        return page(request, f"{task['kind']}.html", task=task, n=len(targets),
+                    title=task.get("config", {}).get("title") if task["kind"] == "images" else None)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
+
+    @app.get("/api/tasks")
+    def api_tasks():
+        return [{"name": t["name"], "kind": t["kind"]} for t in tk.list_tasks(ws)]
+
+    @app.get("/api/tasks/{name}/items")
+    def api_items(name: str):
+        task, _ = task_of(name)
+        if task["kind"] == "classes":
+            return tk.classes_items(task, ws)
+        out = {k: v for k, v in task.items() if k not in ("batch", "dedup_dir")}
+        if task["kind"] == "labelling":
+            # annotators see opaque positions, never ids or roles (controls must look like candidates)
+            out["items"] = [{"target": it["target"], "class_name": it["class_name"], "gloss": it["gloss"],
+                             "n": len(it["images"])} for it in task["items"]]
+        return out
+
+    @app.get("/api/tasks/{name}/state")
+    def api_state(name: str):
+        task_of(name)
+        return {t: e.to_json() for t, e in log.state(name).items()}
+
+    @app.post("/api/tasks/{name}/decisions")
+    async def api_decide(name: str, d: DecisionIn):
+        task, targets = task_of(name)
+        if d.target not in targets:
+            raise HTTPException(404, f"{d.target!r} is not an item of task {name!r}")
+        try:
+            tk.check_decision(task, d.decision, d.reason, d.crop)
+            if task["kind"] == "labelling":
+                tk.check_submission(task, d.target, d.note)
+            pending = committer.submit(dict(reviewer=who(d.reviewer), task=name, target=d.target,
+                                            decision=d.decision, reason=d.reason, crop=d.crop, note=d.note, key=d.key))
+            e = await asyncio.wrap_future(pending)
+        except ShiftlabError as e:
+            raise HTTPException(400, str(e)) from None
+        return e.to_json()
+
+    @app.post("/api/tasks/{name}/undo")
+    def api_undo(name: str, u: UndoIn):
+        task_of(name)
+        by = who(u.reviewer)
+        try:
+            if u.event_id is not None:
+                e = log.event(u.event_id)
+                if e.task != name:
+                    raise HTTPException(404, f"event {u.event_id} is not in task {name!r}")
+                ev = log.undo(u.event_id, reviewer=by, key=u.key)
+            else:
+                ev = log.undo_last(name, by, key=u.key)
+        except ShiftlabError as e:
+            raise HTTPException(400, str(e)) from None
+        if ev is None:
+            return JSONResponse({"undone": None})
+        return {"undone": ev.supersedes, "target": ev.target, "event": ev.to_json()}
+
+    # --- images ------------------------------------------------------------------------------------
+    def png(data: bytes | None) -> Response:
+        if data is None:
+            raise HTTPException(404, "no such image")
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/img/{dataset}/{image_id:path}")
+    def image(dataset: str, image_id: str, size: int | None = None):
+        if size is not None and not 16 <= size <= 2048:
+            raise HTTPException(400, "size: 16 to 2048 px")
+        return png(images.png(dataset, image_id, size))
+
+    @app.get("/hitimg/{name}/{hit}/{pos}")
+    def hit_image(name: str, hit: str, pos: int, size: int | None = None):
+        task, _ = task_of(name)
+        it = next((i for i in task.get("items", []) if i.get("target") == hit), None)
+        if task["kind"] != "labelling" or it is None or not 0 <= pos < len(it["images"]):
+            raise HTTPException(404, "no such image")
+        im = it["images"][pos]
+        return png(images.png(im["dataset"], im["id"], size))
+
+    return app
+

@@ -1,0 +1,307 @@
+"""The ReviewLog: an append-only SQLite event log of human decisions (DESIGN "ReviewLog").
+
+Every decision a reviewer makes — in the web app, from a CSV import or from a notebook — is one event
+``(id, time UTC, reviewer, task, target, decision, reason, crop box, note, supersedes)``. Nothing is updated
+in place: the current state of a target is a fold over its events (the latest decision that has not been
+undone), and undo is itself an event (decision ``"undo"``, ``supersedes`` = the undone event's id). The
+builders of the other modules read the folded state through one function, :func:`read_decisions`.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: once :meth:`ReviewLog.append` returns, the event is on
+disk and survives a killed process (and a power cut). Concurrent writers (several app workers, a CLI
+import) serialise on ``BEGIN IMMEDIATE`` with a busy timeout. An optional client ``key`` makes an append
+idempotent, so a client that retries after a lost reply never stores a decision twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from shiftlab.errors import InputError
+
+UNDO = "undo"
+EVENT_COLUMNS = ["id", "time", "reviewer", "task", "target", "decision", "reason", "crop", "note",
+                 "supersedes", "key"]
+_COLS = ",".join(EVENT_COLUMNS)
+STATE_COLUMNS = ["target", "decision", "reason", "crop", "note", "reviewer", "time", "event_id"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    task TEXT NOT NULL,
+    target TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT,
+    crop TEXT,
+    note TEXT,
+    supersedes INTEGER REFERENCES events(id),
+    key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS events_task_target ON events(task, target);
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stored decision. ``crop`` is ``(x0, y0, x1, y1)`` in original-image pixels, or None."""
+
+    id: int
+    time: str
+    reviewer: str
+    task: str
+    target: str
+    decision: str
+    reason: str | None = None
+    crop: tuple[int, int, int, int] | None = None
+    note: str | None = None
+    supersedes: int | None = None
+    key: str | None = None
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["crop"] = list(self.crop) if self.crop else None
+        return d
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def check_crop(crop) -> tuple[int, int, int, int] | None:
+    """A crop box as four non-negative integers x0 < x1, y0 < y1 (original-image pixels), or None."""
+    if crop is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in crop)
+    except (TypeError, ValueError):
+        raise InputError(f"crop box {crop!r}: give four numbers x0,y0,x1,y1") from None
+    if min(x0, y0) < 0 or x1 <= x0 or y1 <= y0:
+        raise InputError(f"crop box {crop!r}: need 0 <= x0 < x1 and 0 <= y0 < y1 (pixels)")
+    return x0, y0, x1, y1
+
+
+def _row_event(r) -> Event:
+    crop = tuple(json.loads(r[7])) if r[7] else None
+    return Event(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], crop, r[8], r[9], r[10])
+
+
+class ReviewLog:
+    """An append-only decision log in one SQLite file (created on first use).
+
+    Thread-safe: each thread gets its own connection. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        con = self._con()
+        con.executescript(_SCHEMA)
+
+    # --- connections --------------------------------------------------------------------------------
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            try:
+                con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=FULL")  # an acknowledged decision is on disk
+            except sqlite3.DatabaseError as e:
+                raise InputError(f"{self.path}: not a review log ({e})") from None
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._all:
+                try:
+                    con.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> ReviewLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------------------------
+    def append(self, *, reviewer: str, task: str, target: str, decision: str, reason: str | None = None,
+               crop=None, note: str | None = None, supersedes: int | None = None, key: str | None = None) -> Event:
+        """Store one decision and return it (with its id). Retrying with the same ``key`` returns the
+        first stored event instead of adding a second one."""
+        return self.append_many([dict(reviewer=reviewer, task=task, target=target, decision=decision,
+                                      reason=reason, crop=crop, note=note, supersedes=supersedes, key=key)])[0]
+
+    def append_many(self, decisions: Sequence[Mapping]) -> list[Event]:
+        """Store several decisions in one transaction (one disk flush); all or none are stored."""
+        rows = [self._validate(d) for d in decisions]
+        con = self._con()
+        out: list[Event] = []
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for r in rows:
+                if r["key"] is not None:
+                    old = con.execute(f"SELECT {_COLS} FROM events WHERE key=?", (r["key"],)).fetchone()
+                    if old is not None:
+                        out.append(_row_event(old))
+                        continue
+                if r["supersedes"] is not None:
+                    if con.execute("SELECT 1 FROM events WHERE id=? AND task=?",
+                                   (r["supersedes"], r["task"])).fetchone() is None:
+                        raise InputError(f"event {r['supersedes']} does not exist in task {r['task']!r}")
+                cur = con.execute(
+                    "INSERT INTO events (time, reviewer, task, target, decision, reason, crop, note, supersedes, key)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (r["time"], r["reviewer"], r["task"], r["target"], r["decision"], r["reason"],
+                     json.dumps(list(r["crop"])) if r["crop"] else None, r["note"], r["supersedes"], r["key"]))
+                out.append(Event(cur.lastrowid, r["time"], r["reviewer"], r["task"], r["target"], r["decision"],
+                                 r["reason"], r["crop"], r["note"], r["supersedes"], r["key"]))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return out
+
+    @staticmethod
+    def _validate(d: Mapping) -> dict:
+        r = {k: d.get(k) for k in ("reviewer", "task", "target", "decision", "reason", "note", "supersedes", "key")}
+        for k in ("reviewer", "task", "target", "decision"):
+            v = r[k]
+            if not isinstance(v, str) or not v.strip():
+                raise InputError(f"a decision needs a non-empty {k}")
+            r[k] = v.strip()
+        for k in ("reason", "note", "key"):
+            if r[k] is not None and not isinstance(r[k], str):
+                raise InputError(f"{k} must be text")
+        if r["supersedes"] is not None:
+            try:
+                r["supersedes"] = int(r["supersedes"])
+            except (TypeError, ValueError):
+                raise InputError(f"supersedes {r['supersedes']!r} is not an event id") from None
+        if r["decision"] == UNDO and r["supersedes"] is None:
+            raise InputError("an undo event must name the event it undoes (supersedes)")
+        r["crop"] = check_crop(d.get("crop"))
+        r["time"] = utc_now()
+        return r
+
+    def undo(self, event_id: int, *, reviewer: str, key: str | None = None) -> Event:
+        """Undo one decision: a new event; the target's state falls back to its previous decision."""
+        e = self.event(event_id)
+        if e.decision == UNDO:
+            raise InputError(f"event {event_id} is itself an undo; make a new decision instead")
+        return self.append(reviewer=reviewer, task=e.task, target=e.target, decision=UNDO, supersedes=e.id, key=key)
+
+    def undo_last(self, task: str, reviewer: str, *, key: str | None = None) -> Event | None:
+        """Undo this reviewer's latest decision in ``task`` that is still in force (None when there is none)."""
+        events = self.events(task)
+        undone = {e.supersedes for e in events if e.decision == UNDO}
+        for e in reversed(events):
+            if e.reviewer == reviewer and e.decision != UNDO and e.id not in undone:
+                return self.undo(e.id, reviewer=reviewer, key=key)
+        return None
+
+    # --- reading ------------------------------------------------------------------------------------
+    def event(self, event_id: int) -> Event:
+        r = self._con().execute(f"SELECT {_COLS} FROM events WHERE id=?", (int(event_id),)).fetchone()
+        if r is None:
+            raise InputError(f"no event {event_id} in {self.path}")
+        return _row_event(r)
+
+    def events(self, task: str | None = None) -> list[Event]:
+        """All events (of one task), oldest first."""
+        sql = f"SELECT {_COLS} FROM events"
+        args: tuple = ()
+        if task is not None:
+            sql, args = sql + " WHERE task=?", (task,)
+        return [_row_event(r) for r in self._con().execute(sql + " ORDER BY id", args)]
+
+    def count(self, task: str | None = None) -> int:
+        if task is None:
+            return self._con().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        return self._con().execute("SELECT COUNT(*) FROM events WHERE task=?", (task,)).fetchone()[0]
+
+    def tasks(self) -> list[str]:
+        return [r[0] for r in self._con().execute("SELECT DISTINCT task FROM events ORDER BY task")]
+
+    def state(self, task: str) -> dict[str, Event]:
+        """The folded state of a task: target → the decision in force."""
+        return fold(self.events(task))
+
+    # --- export -------------------------------------------------------------------------------------
+    def to_frame(self, task: str | None = None) -> pd.DataFrame:
+        rows = [e.to_json() for e in self.events(task)]
+        df = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+        return df.astype({"id": "int64"}).assign(supersedes=df["supersedes"].astype("Int64"))
+
+    def export_jsonl(self, path: str | os.PathLike, task: str | None = None) -> Path:
+        from shiftlab.fsutil import atomic_write_bytes
+
+        text = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in self.events(task))
+        atomic_write_bytes(Path(path), text.encode())
+        return Path(path)
+
+    def export_parquet(self, path: str | os.PathLike, task: str | None = None) -> Path:
+        import io
+
+        from shiftlab.fsutil import atomic_write_bytes
+
+        buf = io.BytesIO()
+        self.to_frame(task).to_parquet(buf, index=False)
+        atomic_write_bytes(Path(path), buf.getvalue())
+        return Path(path)
+
+
+def fold(events: Iterable[Event]) -> dict[str, Event]:
+    """Target → its decision in force: the latest non-undo event not undone by a later event.
+
+    Undoing a decision restores the one before it (if that one is still in force)."""
+    events = sorted(events, key=lambda e: e.id)
+    undone = {e.supersedes for e in events if e.decision == UNDO}
+    state: dict[str, Event] = {}
+    for e in events:
+        if e.decision != UNDO and e.id not in undone:
+            state[e.target] = e
+    return state
+
+
+def open_log(path_or_log) -> ReviewLog:
+    if isinstance(path_or_log, ReviewLog):
+        return path_or_log
+    p = Path(path_or_log)
+    if not p.is_file():
+        raise InputError(f"{p}: no review log here (the app creates it on the first decision)")
+    return ReviewLog(p)
+
+
+def read_decisions(log, task: str) -> pd.DataFrame:
+    """The decisions in force for ``task`` (the one function builders read): one row per target with
+    ``STATE_COLUMNS``; ``crop`` is a 4-tuple or None. ``log`` is a ReviewLog or the path of one."""
+    lg = open_log(log)
+    try:
+        st = lg.state(task)
+    finally:
+        if lg is not log:
+            lg.close()
+    rows = [(e.target, e.decision, e.reason, e.crop, e.note, e.reviewer, e.time, e.id) for e in st.values()]
+    return pd.DataFrame(rows, columns=STATE_COLUMNS).sort_values("event_id").reset_index(drop=True)

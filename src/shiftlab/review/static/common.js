@@ -1,0 +1,136 @@
+"use strict";
+// Shared by every view: the token header, DOM building as text nodes (data never parsed as HTML), the reviewer
+// name, the position in the queue (kept across reloads), keyboard dispatch, help and preview overlays.
+const SL = (() => {
+  const meta = (n) => (document.querySelector(`meta[name="${n}"]`) || {}).content || "";
+  const token = meta("sl-token");
+  const fixedReviewer = meta("sl-reviewer");
+  const task = document.body.dataset.task || "";
+  const statusEl = document.getElementById("status");
+  const keys = {};
+
+  function el(tag, props, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k === "dataset") Object.assign(e.dataset, v);
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of kids.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function status(msg, bad) {
+    statusEl.textContent = msg;
+    statusEl.classList.toggle("bad", !!bad);
+  }
+
+  async function api(method, url, body) {
+    const r = await fetch(url, {
+      method, credentials: "same-origin",
+      headers: {"X-Shiftlab-Token": token, "Content-Type": "application/json"},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!r.ok) {
+      let msg = `${r.status} ${r.statusText}`;
+      try { msg = (await r.json()).detail || msg; } catch (e) { /* not JSON */ }
+      status(msg, true);
+      throw new Error(msg);
+    }
+    return r.json();
+  }
+
+  function reviewer() { return fixedReviewer || localStorage.getItem("shiftlab:reviewer") || ""; }
+  function showWho() { document.getElementById("who").textContent = reviewer(); }
+  function askWho() {
+    const dlg = document.getElementById("who-dialog");
+    dlg.hidden = false;
+    const input = document.getElementById("who-input");
+    input.value = reviewer();
+    input.focus();
+  }
+  document.getElementById("who-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = document.getElementById("who-input").value.trim();
+    if (!name) return;
+    localStorage.setItem("shiftlab:reviewer", name);
+    document.getElementById("who-dialog").hidden = true;
+    showWho();
+  });
+  document.getElementById("who").addEventListener("click", () => { if (!fixedReviewer) askWho(); });
+
+  function uuid() {
+    return (crypto.randomUUID && crypto.randomUUID()) || `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  }
+
+  async function decide(target, decision, extra) {
+    if (!reviewer()) { askWho(); throw new Error("no reviewer"); }
+    const ev = await api("POST", `/api/tasks/${encodeURIComponent(task)}/decisions`,
+      Object.assign({target, decision, reviewer: reviewer(), key: uuid()}, extra || {}));
+    status(`saved: ${decision}${ev.reason ? " · " + ev.reason : ""}`);
+    return ev;
+  }
+
+  async function undo() {
+    if (!reviewer()) { askWho(); return null; }
+    const r = await api("POST", `/api/tasks/${encodeURIComponent(task)}/undo`, {reviewer: reviewer(), key: uuid()});
+    status(r.undone ? "undone" : "nothing to undo");
+    return r;
+  }
+
+  const state = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/state`);
+  const items = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/items`);
+
+  // position: the URL hash wins (shareable), then this browser's last position in this task
+  function getPos(fallback) {
+    const m = /pos=([^&]+)/.exec(location.hash);
+    if (m) return decodeURIComponent(m[1]);
+    const v = localStorage.getItem(`shiftlab:pos:${task}`);
+    return v === null ? fallback : v;
+  }
+  function setPos(v) {
+    localStorage.setItem(`shiftlab:pos:${task}`, String(v));
+    history.replaceState(null, "", `#pos=${encodeURIComponent(v)}`);
+  }
+
+  function overlay(id, show) { document.getElementById(id).hidden = !show; }
+  function preview(figs) {
+    const body = document.getElementById("preview-body");
+    body.replaceChildren(...figs.map(([src, cap]) => el("figure", {}, el("img", {src, alt: cap}), el("figcaption", {text: cap}))));
+    overlay("preview", true);
+  }
+  document.getElementById("help-button").addEventListener("click", () => overlay("help", true));
+  for (const id of ["help", "preview"]) {
+    document.getElementById(id).addEventListener("click", () => overlay(id, false));
+  }
+
+  function on(keyList, fn) { for (const k of keyList) keys[k] = fn; }
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) {
+      if (ev.key === "Escape") t.blur();
+      return;
+    }
+    if (ev.key === "Escape") {
+      for (const id of ["help", "preview"]) overlay(id, false);
+      if (keys.Escape) keys.Escape(ev);
+      return;
+    }
+    if (ev.key === "?") { overlay("help", document.getElementById("help").hidden); ev.preventDefault(); return; }
+    const fn = keys[ev.key];
+    if (fn) { ev.preventDefault(); if (!document.getElementById("preview").hidden && ev.key !== " ") overlay("preview", false); fn(ev); }
+  });
+
+  showWho();
+  if (task && !reviewer()) askWho();
+  const img = (dataset, id, size) => `/img/${encodeURIComponent(dataset)}/${encodeURIComponent(id)}` + (size ? `?size=${size}` : "");
+  const fmt = (x, d) => (x === null || x === undefined ? "–" : Number(x).toFixed(d === undefined ? 2 : d));
+  return {el, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
+})();

@@ -1,0 +1,387 @@
+"""Review tasks: what a reviewer is asked to decide, and how decisions flow back out.
+
+A task is a small JSON file ``<workspace>/review/tasks/<name>.json``; every decision about it goes to the
+workspace's ReviewLog (``<workspace>/review/log.sqlite``) under the task's name. Four kinds serve the five
+reproduced works:
+
+- ``classes`` — ImageNetV2's review server: browse a pool class by class (selection frequency, annotation
+  count, reference images) and blacklist candidates with a reason. Targets are image ids; decisions
+  ``ok`` or ``blacklist`` (reason = why). :func:`blacklist` reads the result.
+- ``duplicates`` — the near-duplicate review queue of ``shiftlab dedup``: a query beside its flagged
+  neighbours. Targets are ``query|reference`` pairs; decisions ``duplicate`` / ``distinct``.
+  :func:`duplicate_reviews` writes them in the ``query,reference,is_duplicate,reviewer`` shape that
+  ``shiftlab dedup --reviews`` and S1.4 resolution read.
+- ``labelling`` — the annotator's page of a HIT batch ("select every image that contains X"). Targets are
+  HIT ids; a submission stores the 48 answers. :func:`labelling_results` writes them as an MTurk
+  batch-results CSV, the shape ``shiftlab hits import`` reads, so a lab can collect votes locally.
+- ``images`` — a generic per-image queue with configurable decisions, reasons and an optional crop box
+  (original-image pixels). Ships configured for flagging watermarks (``configs/watermarks.json``); the
+  curated-set, mistake and spurious-component work configure their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from shiftlab.errors import InputError
+from shiftlab.registry import check_name
+from shiftlab.workspace import Workspace
+
+KINDS = ("classes", "duplicates", "labelling", "images")
+DUPLICATE, DISTINCT = "duplicate", "distinct"
+OK, BLACKLIST = "ok", "blacklist"
+#: why a candidate leaves the pool (ImageNetV2's review server offered these)
+BLACKLIST_REASONS = ("wrong class", "near-duplicate", "low quality", "text or watermark", "inappropriate")
+SUBMITTED = "submitted"
+PAIR_SEP = "|"
+
+
+def _ws(workspace) -> Workspace:
+    return workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+
+
+def review_dir(workspace=None) -> Path:
+    d = _ws(workspace).root / "review"
+    (d / "tasks").mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def log_path(workspace=None) -> Path:
+    return review_dir(workspace) / "log.sqlite"
+
+
+def open_workspace_log(workspace=None):
+    from shiftlab.review.log import ReviewLog
+
+    return ReviewLog(log_path(workspace))
+
+
+# --- the task files ------------------------------------------------------------------------------------
+def save_task(task: dict, workspace=None) -> Path:
+    from shiftlab.fsutil import atomic_write_json
+
+    check_name(task["name"])
+    if task.get("kind") not in KINDS:
+        raise InputError(f"task kind {task.get('kind')!r}: one of {', '.join(KINDS)}")
+    path = review_dir(workspace) / "tasks" / f"{task['name']}.json"
+    atomic_write_json(path, task)
+    return path
+
+
+def list_tasks(workspace=None) -> list[dict]:
+    out = []
+    for p in sorted((review_dir(workspace) / "tasks").glob("*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except ValueError:
+            continue  # a hand-edited file gone bad must not take the app down; load_task says why
+    return out
+
+
+def load_task(name: str, workspace=None) -> dict:
+    p = review_dir(workspace) / "tasks" / f"{name}.json"
+    try:
+        check_name(name)
+        return json.loads(p.read_text())
+    except (OSError, InputError):
+        known = ", ".join(t["name"] for t in list_tasks(workspace)) or "none yet"
+        raise InputError(f"no review task {name!r} (tasks: {known}; create one with 'shiftlab review task …')") \
+            from None
+    except ValueError as e:
+        raise InputError(f"{p}: not a task file ({e})") from None
+
+
+def _dataset(name: str, workspace=None):
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.registry import dataset_path
+
+    if dataset_path(name, workspace) is None:
+        raise InputError(f"{name!r} is not a registered dataset; the review app shows registered datasets "
+                         "only ('shiftlab datasets add NAME PATH')")
+    m = read_dataset(name, workspace=workspace)
+    if not m.has_images:
+        raise InputError(f"dataset {name!r} has labels only (no image files to review)")
+    return m
+
+
+# --- classes ---------------------------------------------------------------------------------------------
+def classes_task(dataset: str, *, reference: str | None = None, name: str | None = None,
+                 reasons: Sequence[str] = BLACKLIST_REASONS, workspace=None) -> dict:
+    """A class browser over ``dataset`` (a pool with ``selection_frequency`` / ``n_annotations`` columns,
+    if annotated), showing up to 8 images per class of ``reference`` for comparison."""
+    _dataset(dataset, workspace)
+    if reference:
+        _dataset(reference, workspace)
+    if not 1 <= len(reasons) <= 9:
+        raise InputError("give 1 to 9 blacklist reasons (one digit key each)")
+    task = {"kind": "classes", "name": name or f"classes-{dataset}", "dataset": dataset, "reference": reference,
+            "reasons": list(reasons)}
+    save_task(task, workspace)
+    return task
+
+
+def _num(v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def classes_items(task: dict, workspace=None) -> dict:
+    m = _dataset(task["dataset"], workspace)
+    t = m.table
+    voc = m.vocabulary
+    date_col = next((c for c in ("date", "search_date", "time") if c in t.columns), None)
+    images = [{"id": i, "label": int(y),
+               "frequency": _num(f) if f is not None else None,
+               "n_annotations": int(n) if _num(n) is not None else None,
+               "date": str(d) if d is not None and d == d else None}
+              for i, y, f, n, d in zip(t["id"], t["label"], t.get("selection_frequency", [None] * len(t)),
+                                       t.get("n_annotations", [None] * len(t)),
+                                       t[date_col] if date_col else [None] * len(t))]
+    refs: dict[int, list[str]] = {}
+    if task.get("reference"):
+        r = _dataset(task["reference"], workspace)
+        for i, y in zip(r.table["id"], r.table["label"]):
+            if len(refs.setdefault(int(y), [])) < 8:
+                refs[int(y)].append(i)
+    present = sorted({im["label"] for im in images if im["label"] >= 0})
+    classes = [{"index": k, "name": voc.classes[k].name, "names": list(voc.classes[k].names),
+                "gloss": voc.classes[k].gloss, "wnid": voc.classes[k].wnid, "references": refs.get(k, []),
+                "n": sum(im["label"] == k for im in images)} for k in present]
+    return {"dataset": task["dataset"], "reference": task.get("reference"), "reasons": task["reasons"],
+            "classes": classes, "images": images}
+
+
+def blacklist(log, task: str) -> dict[str, str]:
+    """``{image id: reason}`` of the candidates blacklisted in a classes task (the candidates-import shape)."""
+    from shiftlab.review.log import read_decisions
+
+    d = read_decisions(log, task)
+    d = d[d["decision"] == BLACKLIST]
+    return {t: (r or "blacklisted") for t, r in zip(d["target"], d["reason"])}
+
+
+# --- duplicates -------------------------------------------------------------------------------------------
+def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, name: str | None = None,
+                    workspace=None) -> dict:
+    """The review queue of a ``shiftlab dedup`` folder (``queue.csv`` + ``neighbours.parquet``): one item per
+    queued (query, reference) pair with its distance under every metric that found it."""
+    folder = Path(dedup_dir)
+    qf, nf = folder / "queue.csv", folder / "neighbours.parquet"
+    if not qf.is_file() or not nf.is_file():
+        raise InputError(f"{folder}: no queue.csv / neighbours.parquet; run 'shiftlab dedup --query … --out {folder}'")
+    query = query or folder.name
+    qm = _dataset(query, workspace)
+    queue = pd.read_csv(qf, dtype={"query_id": str, "reference_id": str, "reference_split": str})
+    missing = set(queue["query_id"]) - set(qm.ids)
+    if missing:
+        raise InputError(f"the queue in {folder} names {len(missing)} image(s) not in {query!r} "
+                         f"(e.g. {sorted(missing)[0]!r}); give --query with the dataset it was built from")
+    for split in sorted(set(queue["reference_split"])):
+        _dataset(split, workspace)
+    nb = pd.read_parquet(nf, columns=["query_id", "reference_split", "reference_id", "metric", "distance", "rank"])
+    keys = set(zip(queue["query_id"], queue["reference_split"], queue["reference_id"]))
+    nb = nb[[k in keys for k in zip(nb["query_id"], nb["reference_split"], nb["reference_id"])]]
+    pairs: dict[tuple, dict] = {}
+    for q, split, r, metric, dist, rank in nb.itertuples(index=False):
+        p = pairs.setdefault((q, split, r), {"target": f"{q}{PAIR_SEP}{r}", "query": q, "query_dataset": query,
+                                             "reference": r, "reference_dataset": split, "distances": {},
+                                             "ranks": {}, "queued_by": []})
+        p["distances"][metric] = float(dist)
+        p["ranks"][metric] = int(rank)
+    for q, r, split, metric in zip(queue["query_id"], queue["reference_id"], queue["reference_split"], queue["metric"]):
+        pairs[(q, split, r)]["queued_by"].append(metric)
+    # a reviewer works query by query, nearest first (by its best rank under any queuing metric)
+    items = sorted(pairs.values(), key=lambda p: (p["query"], min(p["ranks"].values()), p["reference"]))
+    task = {"kind": "duplicates", "name": name or f"duplicates-{query}", "query": query,
+            "dedup_dir": str(folder.resolve()), "items": items}
+    save_task(task, workspace)
+    return task
+
+
+def duplicate_reviews(log, task: dict) -> pd.DataFrame:
+    """The decisions of a duplicates task as ``query,reference,is_duplicate,reviewer`` (the review CSV
+    of ``shiftlab dedup --reviews``); undecided pairs are left out."""
+    from shiftlab.curate.dedup import REVIEW_COLUMNS
+    from shiftlab.review.log import read_decisions
+
+    pair = {it["target"]: (it["query"], it["reference"]) for it in task["items"]}
+    d = read_decisions(log, task["name"])
+    rows = [(*pair[t], dec == DUPLICATE, who) for t, dec, who in zip(d["target"], d["decision"], d["reviewer"])
+            if t in pair and dec in (DUPLICATE, DISTINCT)]
+    return pd.DataFrame(rows, columns=REVIEW_COLUMNS).astype({"is_duplicate": bool})
+
+
+# --- labelling ----------------------------------------------------------------------------------------------
+def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: str | None = None,
+                   vocabulary_of: str | None = None, workspace=None) -> dict:
+    """The annotator's pages of a HIT batch (``shiftlab hits make``); ``datasets`` hold its images (the pool
+    and the validation set that gave the controls)."""
+    from shiftlab.curate.annotate import read_hit_batch
+
+    hits = read_hit_batch(batch)
+    where: dict[str, str] = {}
+    for ds in datasets:
+        for i in _dataset(ds, workspace).ids:
+            where.setdefault(i, ds)
+    missing = {im.image_id for h in hits for im in h.images} - set(where)
+    if missing:
+        raise InputError(f"{len(missing)} image(s) of the batch are in none of {', '.join(datasets)} "
+                         f"(e.g. {sorted(missing)[0]!r})")
+    voc = _dataset(vocabulary_of or datasets[0], workspace).vocabulary
+    items = [{"target": h.hit_id, "class_index": h.class_index, "class_name": voc.classes[h.class_index].name,
+              "gloss": voc.classes[h.class_index].gloss,
+              "images": [{"url": im.url, "id": im.image_id, "dataset": where[im.image_id]} for im in h.images]}
+             for h in hits]
+    bpath = Path(batch)
+    task = {"kind": "labelling", "name": name or f"labelling-{bpath.parent.name if bpath.is_file() else bpath.name}",
+            "batch": str(bpath.resolve()), "items": items}
+    save_task(task, workspace)
+    return task
+
+
+def labelling_results(log, task: dict) -> pd.DataFrame:
+    """Submitted HIT pages as an MTurk batch-results table (one row per assignment = per HIT and reviewer,
+    the latest submission in force), the shape ``shiftlab hits import`` reads."""
+    from shiftlab.review.log import UNDO, open_log
+
+    lg = open_log(log)
+    try:
+        events = lg.events(task["name"])
+    finally:
+        if lg is not log:
+            lg.close()
+    undone = {e.supersedes for e in events if e.decision == UNDO}
+    latest: dict[tuple[str, str], object] = {}
+    for e in events:
+        if e.decision == SUBMITTED and e.id not in undone:
+            latest[(e.target, e.reviewer)] = e
+    by_hit = {it["target"]: it for it in task["items"]}
+    width = max((len(it["images"]) for it in task["items"]), default=0)
+    rows = []
+    for (hit, who), e in sorted(latest.items(), key=lambda kv: kv[1].id):
+        it = by_hit[hit]
+        answers = json.loads(e.note)["answers"]
+        row = {"HITId": hit, "AssignmentId": f"local-{e.id}", "WorkerId": who, "AssignmentStatus": "Submitted",
+               "AcceptTime": e.time, "SubmitTime": e.time, "Input.hit_id": hit, "Input.class_index": it["class_index"]}
+        for i in range(width):
+            row[f"Input.image_{i + 1}"] = it["images"][i]["url"] if i < len(it["images"]) else ""
+        for i in range(width):
+            row[f"Answer.image_{i + 1}"] = ("true" if answers[i] else "false") if i < len(it["images"]) else ""
+        rows.append(row)
+    cols = (["HITId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime", "Input.hit_id",
+             "Input.class_index"] + [f"Input.image_{i + 1}" for i in range(width)]
+            + [f"Answer.image_{i + 1}" for i in range(width)])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def check_submission(task: dict, target: str, note: str | None) -> None:
+    """A labelling submission names a HIT of the task and carries one true/false answer per image."""
+    it = next((i for i in task["items"] if i["target"] == target), None)
+    if it is None:
+        raise InputError(f"no HIT {target!r} in task {task['name']!r}")
+    try:
+        answers = json.loads(note or "")["answers"]
+    except (ValueError, TypeError, KeyError):
+        raise InputError('a submission needs note = {"answers": [true|false, …]}') from None
+    if len(answers) != len(it["images"]) or not all(isinstance(a, bool) for a in answers):
+        raise InputError(f"a submission of HIT {target} needs {len(it['images'])} true/false answers")
+
+
+# --- generic image decisions ----------------------------------------------------------------------------
+def builtin_config(name: str) -> dict:
+    try:
+        text = resources.files("shiftlab.review").joinpath("configs", f"{name}.json").read_text()
+    except (FileNotFoundError, OSError):
+        raise InputError(f"no built-in review configuration {name!r} (built in: watermarks)") from None
+    return json.loads(text)
+
+
+def check_config(cfg: Mapping) -> dict:
+    """Decisions (1–9, one digit key each), each with up to 9 reasons and whether it takes a crop box."""
+    decisions = cfg.get("decisions") if isinstance(cfg, Mapping) else None
+    if not isinstance(decisions, list) or not 1 <= len(decisions) <= 9:
+        raise InputError("a review configuration needs 'decisions': a list of 1 to 9 {name, reasons?, crop?}")
+    out = []
+    for d in decisions:
+        if not isinstance(d, Mapping) or not isinstance(d.get("name"), str) or not d["name"].strip():
+            raise InputError(f"decision {d!r}: needs a 'name'")
+        reasons = d.get("reasons", [])
+        if not isinstance(reasons, list) or len(reasons) > 9 or not all(isinstance(r, str) for r in reasons):
+            raise InputError(f"decision {d['name']!r}: 'reasons' must be a list of at most 9 strings")
+        crop = d.get("crop", "no")
+        if crop not in ("no", "optional", "required"):
+            raise InputError(f"decision {d['name']!r}: 'crop' is one of no, optional, required")
+        out.append({"name": d["name"].strip(), "reasons": reasons, "crop": crop, "help": str(d.get("help", ""))})
+    return {"title": str(cfg.get("title", "Image decisions")), "instructions": str(cfg.get("instructions", "")),
+            "decisions": out}
+
+
+def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks", *, name: str | None = None,
+                items: Sequence[Mapping] | None = None, workspace=None) -> dict:
+    """A per-image queue over ``dataset``: ``config`` is a built-in name, a JSON path or a dict
+    (see :func:`check_config`); ``items`` optionally restricts and annotates the queue with
+    ``{id, caption?, suggestion?}`` (e.g. an automatic pre-category with its evidence)."""
+    if isinstance(config, Mapping):
+        cfg = dict(config)
+    elif Path(config).suffix == ".json" or Path(config).is_file():
+        try:
+            cfg = json.loads(Path(config).read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{config}: cannot read the review configuration ({e})") from None
+    else:
+        cfg = builtin_config(str(config))
+    cfg = check_config(cfg)
+    m = _dataset(dataset, workspace)
+    ids = set(m.ids)
+    if items is None:
+        queue = [{"id": i} for i in m.ids]
+    else:
+        queue = [{"id": str(it["id"]), "caption": str(it.get("caption", "")),
+                  "suggestion": it.get("suggestion")} for it in items]
+        bad = [q["id"] for q in queue if q["id"] not in ids]
+        if bad:
+            raise InputError(f"{len(bad)} queued id(s) are not in {dataset!r} (e.g. {bad[0]!r})")
+    names = [d["name"] for d in cfg["decisions"]]
+    for q in queue:
+        if q.get("suggestion") and q["suggestion"].get("decision") not in names:
+            raise InputError(f"suggestion {q['suggestion']!r} for {q['id']} is not one of {', '.join(names)}")
+    task = {"kind": "images", "name": name or f"images-{dataset}", "dataset": dataset, "config": cfg, "items": queue}
+    save_task(task, workspace)
+    return task
+
+
+def check_decision(task: dict, decision: str, reason: str | None, crop) -> None:
+    """Reject a decision the task does not offer (so the log only holds what the page could produce)."""
+    kind = task["kind"]
+    if decision == "undo":
+        raise InputError("undo through the undo route, naming the event")
+    if kind == "duplicates":
+        allowed = {DUPLICATE, DISTINCT}
+    elif kind == "classes":
+        allowed = {OK, BLACKLIST}
+        if decision == BLACKLIST and reason not in task["reasons"]:
+            raise InputError(f"blacklist reason {reason!r}: one of {', '.join(task['reasons'])}")
+    elif kind == "labelling":
+        allowed = {SUBMITTED}
+    else:
+        spec = {d["name"]: d for d in task["config"]["decisions"]}
+        allowed = set(spec)
+        d = spec.get(decision)
+        if d is not None:
+            if d["reasons"] and reason not in d["reasons"]:
+                raise InputError(f"{decision}: reason {reason!r} is not one of {', '.join(d['reasons'])}")
+            if d["crop"] == "required" and crop is None:
+                raise InputError(f"{decision} needs a crop box")
+            if d["crop"] == "no" and crop is not None:
+                raise InputError(f"{decision} takes no crop box")
+    if decision not in allowed:
+        raise InputError(f"decision {decision!r}: this {kind} task takes {', '.join(sorted(allowed))}")

@@ -1,0 +1,143 @@
+"""The ReviewLog: append-only events, state as a fold, undo as an event, exports, concurrency."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shiftlab.errors import InputError
+from shiftlab.review.log import UNDO, ReviewLog, fold, read_decisions
+
+
+@pytest.fixture
+def log(tmp_path):
+    with ReviewLog(tmp_path / "log.sqlite") as lg:
+        yield lg
+
+
+def test_state_is_the_latest_decision_and_undo_restores_the_previous(log):
+    a = log.append(reviewer="ann", task="t", target="x", decision="duplicate")
+    b = log.append(reviewer="bob", task="t", target="x", decision="distinct", note="looked again")
+    log.append(reviewer="ann", task="t", target="y", decision="duplicate")
+    assert {k: e.decision for k, e in log.state("t").items()} == {"x": "distinct", "y": "duplicate"}
+    u = log.undo(b.id, reviewer="bob")
+    assert (u.decision, u.supersedes, u.target) == (UNDO, b.id, "x")
+    assert log.state("t")["x"].id == a.id  # back to ann's decision
+    log.undo(a.id, reviewer="ann")
+    assert set(log.state("t")) == {"y"}
+    assert log.count("t") == 5  # nothing was removed: two undo events were added
+
+
+def test_undo_last_is_per_reviewer_and_skips_what_is_already_undone(log):
+    log.append(reviewer="ann", task="t", target="1", decision="a")
+    log.append(reviewer="bob", task="t", target="2", decision="a")
+    log.append(reviewer="ann", task="t", target="3", decision="a")
+    assert log.undo_last("t", "ann").target == "3"
+    assert log.undo_last("t", "ann").target == "1"
+    assert log.undo_last("t", "ann") is None
+    assert set(log.state("t")) == {"2"}
+
+
+def test_the_table_refuses_updates_and_deletes(log, tmp_path):
+    log.append(reviewer="ann", task="t", target="x", decision="a")
+    con = sqlite3.connect(tmp_path / "log.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("UPDATE events SET decision='b'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("DELETE FROM events")
+    con.close()
+    assert log.state("t")["x"].decision == "a"
+
+
+def test_a_retried_key_is_stored_once(log):
+    e1 = log.append(reviewer="ann", task="t", target="x", decision="a", key="k1")
+    e2 = log.append(reviewer="ann", task="t", target="x", decision="a", key="k1")
+    assert e1.id == e2.id and log.count() == 1
+
+
+def test_bad_events_are_refused_with_one_line(log):
+    for kw, msg in [(dict(reviewer="", task="t", target="x", decision="a"), "reviewer"),
+                    (dict(reviewer="a", task="t", target="x", decision="a", crop=[5, 5, 2, 9]), "crop box"),
+                    (dict(reviewer="a", task="t", target="x", decision="a", crop=[1, 2, 3]), "four numbers"),
+                    (dict(reviewer="a", task="t", target="x", decision=UNDO), "supersedes"),
+                    (dict(reviewer="a", task="t", target="x", decision=UNDO, supersedes=99), "does not exist")]:
+        with pytest.raises(InputError, match=msg) as ei:
+            log.append(**kw)
+        assert "\n" not in str(ei.value)
+    assert log.count() == 0
+
+
+def test_crop_boxes_round_trip_and_exports_hold_every_event(log, tmp_path):
+    log.append(reviewer="ann", task="w", target="img1", decision="watermark", reason="corner", crop=[0, 2, 20.4, 30])
+    e = log.append(reviewer="ann", task="w", target="img2", decision="clean")
+    log.undo(e.id, reviewer="ann")
+    log.append(reviewer="ann", task="other", target="z", decision="a")
+    assert log.state("w")["img1"].crop == (0, 2, 20, 30)
+    log.export_jsonl(tmp_path / "w.jsonl", "w")
+    rows = [json.loads(s) for s in (tmp_path / "w.jsonl").read_text().splitlines()]
+    assert [r["decision"] for r in rows] == ["watermark", "clean", UNDO]
+    assert rows[0]["crop"] == [0, 2, 20, 30] and rows[2]["supersedes"] == rows[1]["id"]
+    log.export_parquet(tmp_path / "all.parquet")
+    df = pd.read_parquet(tmp_path / "all.parquet")
+    assert len(df) == 4 and list(df["crop"].iloc[0]) == [0, 2, 20, 30]
+    # the one function builders read: the folded state
+    d = read_decisions(tmp_path / "log.sqlite", "w")
+    assert d[["target", "decision", "reason"]].values.tolist() == [["img1", "watermark", "corner"]]
+
+
+def test_read_decisions_names_a_missing_log(tmp_path):
+    with pytest.raises(InputError, match="no review log"):
+        read_decisions(tmp_path / "nope.sqlite", "t")
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "log.sqlite"
+    ReviewLog(path).close()
+
+    def work(w):
+        with ReviewLog(path) as lg:  # a connection of its own, as a second process would have
+            for i in range(50):
+                lg.append(reviewer=f"r{w}", task="t", target=f"{w}-{i}", decision="a")
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with ReviewLog(path) as lg:
+        assert lg.count() == 400 and len(lg.state("t")) == 400
+
+
+ops = st.lists(st.tuples(st.sampled_from(["decide", "undo"]), st.sampled_from("abc"), st.sampled_from("xyz"),
+                         st.sampled_from(["p", "q"])), max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops)
+def test_fold_matches_a_stack_model(tmp_path_factory, seq):
+    """Model: each target has a stack of decisions in force; undo_last pops the reviewer's newest one."""
+    with ReviewLog(tmp_path_factory.mktemp("h") / "log.sqlite") as lg:
+        history: list[tuple[int, str, str, str]] = []  # (event id, reviewer, target, decision) still in force
+        for op, target, decision, who in seq:
+            if op == "decide":
+                e = lg.append(reviewer=who, task="t", target=target, decision=decision)
+                history.append((e.id, who, target, decision))
+            else:
+                mine = [h for h in history if h[1] == who]
+                u = lg.undo_last("t", who)
+                if mine:
+                    assert u.supersedes == mine[-1][0]
+                    history.remove(mine[-1])
+                else:
+                    assert u is None
+        expected = {}
+        for _, _, target, decision in history:
+            expected[target] = decision
+        assert {k: e.decision for k, e in lg.state("t").items()} == expected
+        assert fold(lg.events("t")).keys() == expected.keys()
