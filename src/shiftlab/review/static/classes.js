@@ -76,11 +76,14 @@
   async function mark(decision, reason) {
     const im = shown[pos];
     if (!im) return;
-    st[im.id] = await decide(im.id, decision, reason ? {reason} : {});
-    pos += 1;
+    const saving = decide(im.id, decision, reason ? {reason} : {});
+    pos += 1;  // move on at once; with "unreviewed only" the decided tile leaves once saved
+    render();
+    st[im.id] = await saving;
+    if (ui.unrev.checked) pos -= 1;
     render();
   }
-  for (const x of [ui.unrev, ui.min, ui.max, ui.bin, ui.sort]) x.addEventListener("change", () => { pos = 0; render(); });
+  for (const x of [ui.unrev, ui.min, ui.max, ui.bin, ui.sort]) x.addEventListener("change", () => { pos = 0; render(); if (x.tagName === "SELECT") x.blur(); });
   on(["0"], () => mark("ok"));
   reasons.forEach((r, i) => on([String(i + 1)], () => mark("blacklist", r)));
   on(["j", "ArrowRight"], () => { pos += 1; render(); });

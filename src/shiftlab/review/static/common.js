@@ -69,19 +69,32 @@ const SL = (() => {
     return (crypto.randomUUID && crypto.randomUUID()) || `${Date.now()}-${Math.random().toString(16).slice(2)}`;
   }
 
-  async function decide(target, decision, extra) {
-    if (!reviewer()) { askWho(); throw new Error("no reviewer"); }
-    const ev = await api("POST", `/api/tasks/${encodeURIComponent(task)}/decisions`,
-      Object.assign({target, decision, reviewer: reviewer(), key: uuid()}, extra || {}));
-    status(`saved: ${decision}${ev.reason ? " · " + ev.reason : ""}`);
-    return ev;
+  // Requests leave in key-press order (a fast reviewer's "1 then u" must undo that 1): one promise chain.
+  let chain = Promise.resolve();
+  function serial(fn) {
+    const p = chain.then(fn);
+    chain = p.catch(() => {});
+    return p;
   }
 
-  async function undo() {
-    if (!reviewer()) { askWho(); return null; }
-    const r = await api("POST", `/api/tasks/${encodeURIComponent(task)}/undo`, {reviewer: reviewer(), key: uuid()});
-    status(r.undone ? "undone" : "nothing to undo");
-    return r;
+  function decide(target, decision, extra) {
+    if (!reviewer()) { askWho(); return Promise.reject(new Error("no reviewer")); }
+    const body = Object.assign({target, decision, reviewer: reviewer(), key: uuid()}, extra || {});
+    return serial(async () => {
+      const ev = await api("POST", `/api/tasks/${encodeURIComponent(task)}/decisions`, body);
+      status(`saved: ${decision}${ev.reason ? " · " + ev.reason : ""}`);
+      return ev;
+    });
+  }
+
+  function undo() {
+    if (!reviewer()) { askWho(); return Promise.resolve(null); }
+    const body = {reviewer: reviewer(), key: uuid()};
+    return serial(async () => {
+      const r = await api("POST", `/api/tasks/${encodeURIComponent(task)}/undo`, body);
+      status(r.undone ? "undone" : "nothing to undo");
+      return r;
+    });
   }
 
   const state = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/state`);
@@ -114,7 +127,9 @@ const SL = (() => {
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const t = ev.target;
-    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) {
+    const typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+      (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)));
+    if (typing) {
       if (ev.key === "Escape") t.blur();
       return;
     }

@@ -45,9 +45,9 @@
   async function mark(decision) {
     const p = pairs[pos];
     if (!p) return;
-    const ev = await decide(p.target, decision);
-    st[p.target] = ev;
-    go(pos + 1 < pairs.length ? pos + 1 : pos);
+    go(pos + 1 < pairs.length ? pos + 1 : pos);  // move on at once; the next key applies to the next pair
+    st[p.target] = await decide(p.target, decision);
+    render();
   }
   on(["1"], () => mark("duplicate"));
   on(["2"], () => mark("distinct"));

@@ -68,6 +68,9 @@
     pending = null;
     drawBox();
     renderSide();
+    paintStrip();
+  }
+  function paintStrip() {
     document.getElementById("strip").replaceChildren(...items.map((x, i) => {
       const e = st[x.id];
       const cls = e ? (e.decision === cfg.decisions[0].name ? "ok" : "other") : "";
@@ -83,8 +86,11 @@
     const it = items[pos];
     const crop = d.crop === "no" ? null : box;
     if (d.crop === "required" && !crop) { status(`${d.name} needs a crop box: drag on the image first`, true); return; }
-    st[it.id] = await decide(it.id, d.name, {reason: reason || null, crop});
+    const saving = decide(it.id, d.name, {reason: reason || null, crop});
     go(pos + 1 < items.length ? pos + 1 : pos);
+    st[it.id] = await saving;
+    renderSide();
+    paintStrip();
   }
   cfg.decisions.forEach((_, i) => on([String(i + 1)], () => {
     const k = i;

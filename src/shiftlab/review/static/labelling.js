@@ -36,10 +36,13 @@
   }
   function cols() { return Math.max(1, getComputedStyle(document.getElementById("grid")).gridTemplateColumns.split(" ").length); }
   async function submit() {
-    const h = hits[hi];
-    st[h.target] = await decide(h.target, "submitted", {note: JSON.stringify({answers})});
-    status(`submitted page ${hi + 1}: ${answers.filter(Boolean).length} of ${h.n} selected`);
+    const h = hits[hi], page = hi, n = answers.filter(Boolean).length;
+    const saving = decide(h.target, "submitted", {note: JSON.stringify({answers})});
     if (hi + 1 < hits.length) { hi += 1; pos = 0; load(); }
+    render();
+    st[h.target] = await saving;
+    status(`submitted page ${page + 1}: ${n} of ${h.n} selected`);
+    if (hi === page) load();
     render();
   }
   document.getElementById("submit").addEventListener("click", submit);
