@@ -148,11 +148,8 @@ class _Images:
             return None
         return p
 
-    def png(self, dataset: str, image_id: str, size: int | None) -> bytes | None:
-        from PIL import Image
-
-        from shiftlab.data.decode import decode_image
-
+    def image(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
+        """(bytes, media type) of the image, shrunk to fit ``size`` px; None when absent or undecodable."""
         p = self.path(dataset, image_id)
         if p is None:
             return None
@@ -161,21 +158,58 @@ class _Images:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        res = decode_image(p)
+        out = render_image(p, size)
+        if out is not None:
+            with self._lock:
+                self._cache[key] = out
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+        return out
+
+
+#: formats a browser shows as they are: when no resize, rotation or mode change is needed, the file's own
+#: bytes go out (no decode, no re-encode)
+_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
+    """What the browser gets for one image: the file itself when it can be shown as it is, else an
+    RGB rendering (EXIF orientation applied) shrunk to ``size`` — JPEG for JPEG sources, PNG otherwise.
+    JPEGs are decoded at a reduced DCT scale when shrinking (PIL's draft mode): several times faster on
+    photos, the case where a grid of 200 thumbnails would otherwise wait on decoding."""
+    from PIL import Image, ImageOps
+
+    from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
+
+    try:
+        with Image.open(path) as im:
+            fmt, (w, h) = im.format, im.size
+            if w * h > DEFAULT_MAX_PIXELS:
+                return None
+            rotated = im.getexif().get(0x0112, 1) not in (None, 1)
+            if fmt in _AS_IS and not rotated and (not size or max(w, h) <= size) and im.mode in ("RGB", "L"):
+                return path.read_bytes(), _AS_IS[fmt]
+            if fmt == "JPEG" and size:
+                im.draft("RGB", (size, size))
+                im.load()
+                rgb = ImageOps.exif_transpose(im).convert("RGB")
+            else:
+                rgb = None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if rgb is None:
+        res = decode_image(path)  # every mode, 16-bit grey, transparency: the same rules as the models see
         if not res.ok:
             return None
-        im = res.image
-        if size and max(im.size) > size:
-            im.thumbnail((size, size), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        im.save(buf, format="PNG", compress_level=1)
-        data = buf.getvalue()
-        with self._lock:
-            self._cache[key] = data
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
-        return data
-
+        rgb = res.image
+    if size and max(rgb.size) > size:
+        rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        rgb.save(buf, format="JPEG", quality=88)
+        return buf.getvalue(), "image/jpeg"
+    rgb.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), "image/png"
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
@@ -357,16 +391,16 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         return {"undone": ev.supersedes, "target": ev.target, "event": ev.to_json()}
 
     # --- images ------------------------------------------------------------------------------------
-    def png(data: bytes | None) -> Response:
-        if data is None:
+    def send(found: tuple[bytes, str] | None) -> Response:
+        if found is None:
             raise HTTPException(404, "no such image")
-        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/img/{dataset}/{image_id:path}")
     def image(dataset: str, image_id: str, size: int | None = None):
         if size is not None and not 16 <= size <= 2048:
             raise HTTPException(400, "size: 16 to 2048 px")
-        return png(images.png(dataset, image_id, size))
+        return send(images.image(dataset, image_id, size))
 
     @app.get("/hitimg/{name}/{hit}/{pos}")
     def hit_image(name: str, hit: str, pos: int, size: int | None = None):
@@ -375,7 +409,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         if task["kind"] != "labelling" or it is None or not 0 <= pos < len(it["images"]):
             raise HTTPException(404, "no such image")
         im = it["images"][pos]
-        return png(images.png(im["dataset"], im["id"], size))
+        return send(images.image(im["dataset"], im["id"], size))
 
     return app
 

@@ -62,7 +62,7 @@
       return el("div", {class: "tile" + (i === pos ? " focus" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
                         dataset: {id: im.id}, title: im.id, onclick: () => { pos = i; render(); }},
         e ? el("span", {class: `badge ${e.decision}`, text: e.decision === "blacklist" ? e.reason : "ok"}) : null,
-        el("img", {class: "px", src: img(data.dataset, im.id, 112), alt: im.id, loading: "lazy"}),
+        el("img", {class: "px", src: img(data.dataset, im.id, 112), alt: im.id}),
         el("div", {class: "meta"}, el("span", {text: `f ${fmt(im.frequency)}`}), el("span", {text: im.n_annotations === null ? "" : `n ${im.n_annotations}`})));
     }));
     const f = document.querySelector(".grid .tile.focus");
