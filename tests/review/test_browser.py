@@ -147,7 +147,8 @@ def test_labelling_page_submits_what_hits_import_reads(page, live, rws, tmp_path
     assert page.locator("#grid .tile.selected").count() == 3
     _shot(page, "labelling")
     page.keyboard.press("Enter")
-    expect(page.locator("#progress")).to_contain_text(re.compile("^page 2"))
+    expect(page.locator("#progress")).to_contain_text(re.compile("^page 2"))  # moved on at once …
+    expect(page.locator("#status")).to_contain_text("submitted page 1: 3 of")  # … and saved
     ev = _events(rws, task["name"])
     assert len(ev) == 1 and ev[0].target == task["items"][0]["target"] and ev[0].reviewer == "worker-7"
     answers = json.loads(ev[0].note)["answers"]
