@@ -18,11 +18,9 @@ flush per batch rather than one per decision.
 from __future__ import annotations
 
 import asyncio
-import io
 import queue
 import secrets
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +33,7 @@ from pydantic import BaseModel
 
 from shiftlab.errors import ShiftlabError
 from shiftlab.review import tasks as tk
+from shiftlab.review.images import THUMB_SIZES, ImageServer
 from shiftlab.review.log import ReviewLog
 from shiftlab.workspace import Workspace
 
@@ -107,110 +106,6 @@ class Committer:
         self._thread.join(timeout=10)
 
 
-class _Images:
-    """Image bytes by (dataset, id): manifests cached by file mtime, encoded images in a bounded LRU."""
-
-    def __init__(self, workspace: Workspace, max_items: int = 4096):
-        self.ws = workspace
-        self._manifests: dict[str, tuple[float, Path, dict[str, str]]] = {}
-        self._cache: OrderedDict = OrderedDict()
-        self._max = max_items
-        self._lock = threading.Lock()
-
-    def _index(self, dataset: str):
-        from shiftlab.data.manifest import Manifest
-        from shiftlab.registry import dataset_path
-
-        p = dataset_path(dataset, self.ws)
-        if p is None:
-            return None
-        mtime = p.stat().st_mtime
-        hit = self._manifests.get(dataset)
-        if hit is None or hit[0] != mtime:
-            m = Manifest.load(p)
-            if not m.has_images:
-                return None
-            hit = (mtime, Path(m.root).resolve(), dict(zip(m.table["id"], m.table["path"])))
-            self._manifests[dataset] = hit
-        return hit
-
-    def path(self, dataset: str, image_id: str) -> Path | None:
-        idx = self._index(dataset)
-        if idx is None:
-            return None
-        _, root, paths = idx
-        rel = paths.get(image_id)
-        if rel is None:
-            return None
-        p = (root / rel).resolve()
-        # a manifest (hand-edited or hostile) may point outside its root, or through a symlink out of it
-        if not p.is_relative_to(root) or not p.is_file():
-            return None
-        return p
-
-    def image(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
-        """(bytes, media type) of the image, shrunk to fit ``size`` px; None when absent or undecodable."""
-        p = self.path(dataset, image_id)
-        if p is None:
-            return None
-        key = (str(p), p.stat().st_mtime, size)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        out = render_image(p, size)
-        if out is not None:
-            with self._lock:
-                self._cache[key] = out
-                while len(self._cache) > self._max:
-                    self._cache.popitem(last=False)
-        return out
-
-
-#: formats a browser shows as they are: when no resize, rotation or mode change is needed, the file's own
-#: bytes go out (no decode, no re-encode)
-_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-
-
-def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
-    """What the browser gets for one image: the file itself when it can be shown as it is, else an
-    RGB rendering (EXIF orientation applied) shrunk to ``size`` — JPEG for JPEG sources, PNG otherwise.
-    JPEGs are decoded at a reduced DCT scale when shrinking (PIL's draft mode): several times faster on
-    photos, the case where a grid of 200 thumbnails would otherwise wait on decoding."""
-    from PIL import Image, ImageOps
-
-    from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
-
-    try:
-        with Image.open(path) as im:
-            fmt, (w, h) = im.format, im.size
-            if w * h > DEFAULT_MAX_PIXELS:
-                return None
-            rotated = im.getexif().get(0x0112, 1) not in (None, 1)
-            if fmt in _AS_IS and not rotated and (not size or max(w, h) <= size) and im.mode in ("RGB", "L"):
-                return path.read_bytes(), _AS_IS[fmt]
-            if fmt == "JPEG" and size:
-                im.draft("RGB", (size, size))
-                im.load()
-                rgb = ImageOps.exif_transpose(im).convert("RGB")
-            else:
-                rgb = None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    if rgb is None:
-        res = decode_image(path)  # every mode, 16-bit grey, transparency: the same rules as the models see
-        if not res.ok:
-            return None
-        rgb = res.image
-    if size and max(rgb.size) > size:
-        rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    if fmt == "JPEG":
-        rgb.save(buf, format="JPEG", quality=88)
-        return buf.getvalue(), "image/jpeg"
-    rgb.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue(), "image/png"
-
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -263,7 +158,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     token = token or secrets.token_urlsafe(24)
     log = tk.open_workspace_log(ws)
     committer = Committer(log)
-    images = _Images(ws)
+    images = ImageServer(ws)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     task_cache: dict[str, tuple[float, dict, set]] = {}
 
@@ -311,7 +206,8 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         return name
 
     def page(request: Request, template: str, **ctx):
-        return templates.TemplateResponse(request, template, {"token": token, "reviewer": reviewer or "", **ctx})
+        return templates.TemplateResponse(request, template, {"token": token, "reviewer": reviewer or "",
+                                                              "thumbs": THUMB_SIZES, **ctx})
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):

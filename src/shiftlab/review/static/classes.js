@@ -2,6 +2,7 @@
 // Class browser (ImageNetV2's review server): a class's name, gloss and reference images over a dense grid of
 // its candidates with selection frequency and annotation count. 0 keeps, 1..n blacklists with that reason.
 (async () => {
+  const T = SL.thumbs;
   const {el, decide, undo, getPos, setPos, on, preview, img, fmt} = SL;
   const data = await SL.items();
   let st = await SL.state();
@@ -53,7 +54,7 @@
     document.getElementById("class-head").replaceChildren(
       el("div", {}, el("h1", {text: c.name}), el("div", {class: "muted", text: [c.wnid, c.names.slice(1).join(", ")].filter(Boolean).join(" · ")}),
         el("div", {text: c.gloss || ""})),
-      el("div", {class: "refs"}, c.references.map((id) => el("img", {class: "px", src: img(data.reference, id, 112), alt: `reference ${id}`, title: `reference ${id}`}))));
+      el("div", {class: "refs"}, c.references.map((id) => el("img", {class: "px", src: img(data.reference, id, T.reference), alt: `reference ${id}`, title: `reference ${id}`}))));
     const all = data.images.filter((im) => im.label === c.index);
     document.getElementById("progress").textContent =
       `${shown.length} shown · ${all.filter((im) => st[im.id]).length} of ${all.length} reviewed · ${all.filter((im) => st[im.id] && st[im.id].decision === "blacklist").length} blacklisted`;
@@ -62,7 +63,7 @@
       return el("div", {class: "tile" + (i === pos ? " focus" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
                         dataset: {id: im.id}, title: im.id, onclick: () => { pos = i; render(); }},
         e ? el("span", {class: `badge ${e.decision}`, text: e.decision === "blacklist" ? e.reason : "ok"}) : null,
-        el("img", {class: "px", src: img(data.dataset, im.id, 112), alt: im.id}),
+        el("img", {class: "px", src: img(data.dataset, im.id, T.grid), alt: im.id}),
         el("div", {class: "meta"}, el("span", {text: `f ${fmt(im.frequency)}`}), el("span", {text: im.n_annotations === null ? "" : `n ${im.n_annotations}`})));
     }));
     const f = document.querySelector(".grid .tile.focus");

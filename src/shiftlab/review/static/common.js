@@ -147,5 +147,10 @@ const SL = (() => {
   if (task && !reviewer()) askWho();
   const img = (dataset, id, size) => `/img/${encodeURIComponent(dataset)}/${encodeURIComponent(id)}` + (size ? `?size=${size}` : "");
   const fmt = (x, d) => (x === null || x === undefined ? "–" : Number(x).toFixed(d === undefined ? 2 : d));
-  return {el, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
+  // thumbnail sizes come from the server (shiftlab.review.images.THUMB_SIZES), which pre-renders them
+  const thumbs = {};
+  for (const [k, v] of Object.entries(document.body.dataset)) {
+    if (k.startsWith("thumb")) thumbs[k.slice(5).toLowerCase()] = Number(v);
+  }
+  return {thumbs, el, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
 })();

@@ -2,6 +2,7 @@
 // Near-duplicate queue: one pair at a time in focus; the query on the left, all its flagged neighbours on the
 // right with their distance under every metric. 1 = duplicate, 2 = not a duplicate; focus then moves on.
 (async () => {
+  const T = SL.thumbs;
   const {el, decide, undo, getPos, setPos, on, preview, img, fmt, status} = SL;
   const data = await SL.items();
   const pairs = data.items;
@@ -17,7 +18,7 @@
     if (!p) return;
     const q = document.getElementById("query");
     q.replaceChildren(
-      el("img", {class: "px", src: img(p.query_dataset, p.query, 512), alt: `query ${p.query}`}),
+      el("img", {class: "px", src: img(p.query_dataset, p.query, T.query), alt: `query ${p.query}`}),
       el("figcaption", {}, el("b", {text: "query "}), `${p.query} · ${p.query_dataset}`));
     const group = pairs.map((x, i) => [x, i]).filter(([x]) => x.query === p.query);
     const metrics = [...new Set(group.flatMap(([x]) => Object.keys(x.distances)))].sort();
@@ -29,7 +30,7 @@
       const card = el("figure", {class: "tile ncard" + (i === pos ? " focus" : "") + (e && e.decision === "duplicate" ? " decided-bad" : ""),
                                  dataset: {target: x.target, index: String(i)}, onclick: () => go(i)},
         e ? el("span", {class: `badge ${e.decision}`, text: LABEL[e.decision] || e.decision}) : null,
-        el("img", {class: "px", src: img(x.reference_dataset, x.reference, 256), alt: `neighbour ${x.reference}`}),
+        el("img", {class: "px", src: img(x.reference_dataset, x.reference, T.neighbour), alt: `neighbour ${x.reference}`}),
         el("figcaption", {}, `${x.reference} · `, el("b", {text: x.reference_dataset})),
         el("table", {}, rows),
         el("div", {class: "actions"},

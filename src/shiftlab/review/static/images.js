@@ -2,6 +2,7 @@
 // Generic per-image decisions: the configured decisions on digit keys (a second digit picks the reason when a
 // decision has reasons) and an optional crop box dragged with the mouse, stored in original-image pixels.
 (async () => {
+  const T = SL.thumbs;
   const {el, decide, undo, getPos, setPos, on, img, status} = SL;
   const data = await SL.items();
   const cfg = data.config;
@@ -76,7 +77,7 @@
       const cls = e ? (e.decision === cfg.decisions[0].name ? "ok" : "other") : "";
       return el("div", {class: "tile" + (i === pos ? " focus" : ""), title: x.id, dataset: {id: x.id}, onclick: () => go(i)},
         e ? el("span", {class: `badge ${cls}`, text: e.decision}) : null,
-        el("img", {class: "px", src: img(data.dataset, x.id, 64), alt: x.id, loading: "lazy"}));
+        el("img", {class: "px", src: img(data.dataset, x.id, T.strip), alt: x.id, loading: "lazy"}));
     }));
     const f = document.querySelector(".strip .tile.focus");
     if (f) f.scrollIntoView({block: "nearest"});

@@ -2,6 +2,7 @@
 // The annotator's page of a HIT: "select every image that contains X" over its 48 images (opaque positions).
 // 1/x toggles, 2 unselects, Enter submits in the shape `shiftlab hits import` reads; [ ] move between pages.
 (async () => {
+  const T = SL.thumbs;
   const {el, decide, undo, getPos, setPos, on, status} = SL;
   const data = await SL.items();
   const hits = data.items;
@@ -26,7 +27,7 @@
       el("span", {class: "gloss", text: h.gloss || ""}));
     document.getElementById("progress").textContent =
       `page ${hi + 1} / ${hits.length} · ${answers.filter(Boolean).length} selected · ${st[h.target] ? "submitted" : "not submitted"} · ${done} pages submitted`;
-    const src = (i) => `/hitimg/${encodeURIComponent(SL.task)}/${encodeURIComponent(h.target)}/${i}?size=160`;
+    const src = (i) => `/hitimg/${encodeURIComponent(SL.task)}/${encodeURIComponent(h.target)}/${i}?size=${T.hit}`;
     document.getElementById("grid").replaceChildren(...Array.from({length: h.n}, (_, i) =>
       el("div", {class: "tile" + (answers[i] ? " selected" : "") + (i === pos ? " focus" : ""), dataset: {pos: String(i)},
                  onclick: () => { pos = i; answers[i] = !answers[i]; render(); }},
