@@ -3,7 +3,7 @@
 // 1/x toggles, 2 unselects, Enter submits in the shape `shiftlab hits import` reads; [ ] move between pages.
 (async () => {
   const T = SL.thumbs;
-  const {el, decide, undo, getPos, setPos, on, status} = SL;
+  const {el, decide, undo, getPos, setPos, on, status, preview} = SL;
   const data = await SL.items();
   const hits = data.items;
   let st = await SL.state();
@@ -61,6 +61,12 @@
     st = await SL.state();
     if (r && r.target) { const i = hits.findIndex((x) => x.target === r.target); if (i >= 0) hi = i; }
     load(); render();
+  });
+  on([" "], () => {
+    const h = hits[hi];
+    if (!h) return;
+    if (!document.getElementById("preview").hidden) { SL.overlay("preview", false); return; }
+    preview([[`/hitimg/${encodeURIComponent(SL.task)}/${encodeURIComponent(h.target)}/${pos}`, `image ${pos + 1}`]]);
   });
   if (hits.length) load();
   render();
