@@ -27,6 +27,24 @@ def workspace(tmp_path):
     return Workspace.resolve(tmp_path / "ws")
 
 
+#: the zoo models ``zoo_world`` trains: two families, quick to train, strong enough to find label errors
+ZOO_WORLD_MODELS = ("mlp", "cnn-medium-s0")
+
+
+@pytest.fixture(scope="session")
+def zoo_world(tmp_path_factory):
+    """The digits world (seed 0) with two zoo models trained, built once per session and shared.
+
+    Tests must not change it: they read its manifests and ground truth and add predictions to its cache.
+    """
+    from shiftlab.data.world import build_world
+    from shiftlab.models.zoo import train_zoo
+
+    world = build_world(tmp_path_factory.mktemp("zoo-world") / "ws", progress=False)
+    train_zoo(world.manifest("train"), world.workspace, names=list(ZOO_WORLD_MODELS), progress=False)
+    return world
+
+
 @pytest.fixture
 def reference() -> Path:
     """``../shared/reference`` (the published data of the reproduced works); skips cleanly without it."""
