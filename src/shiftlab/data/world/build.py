@@ -39,7 +39,7 @@ from shiftlab.progress import bar
 from shiftlab.registry import register_dataset
 from shiftlab.workspace import Workspace
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: two-digit images show a prominent digit and the labelled one small in a corner
 SPLITS = ("train", "test", "pool", "spurious", "multilabel", "grey28-train", "grey28-test")
 
 
@@ -259,7 +259,7 @@ def _build(stage: Path, final_root: Path, cfg: WorldConfig, progress: bool) -> d
                     b_ = int(rng.choice([s for s in tsrc if y_all[s] != ya]))
                     yb = int(y_all[b_])
                     if kind == "two-digit":
-                        img = plants.render_pair(images8[a], images8[b_], rng, ORIGINAL, "side")
+                        img = plants.render_pair(images8[a], images8[b_], rng, ORIGINAL, "corner")
                         correct = sorted({ya, yb})
                     elif kind == "blend":
                         img = plants.render_pair(images8[a], images8[b_], rng, ORIGINAL, "blend")

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from shiftlab.data.world.render import SIZE, Process, compose, ink_mask, paper, place
+from shiftlab.data.world.render import SIZE, Process, compose, ink_mask, paper, place, render
 
 #: the class-specific marks of the spurious classes: (description, colour, shape)
 CUES = {
@@ -103,23 +103,28 @@ def near_copy(img: np.ndarray, transform: str, rng: np.random.Generator) -> tupl
 
 # --- multi-label composites ---------------------------------------------------------------------------
 def render_pair(a8: np.ndarray, b8: np.ndarray, rng: np.random.Generator, p: Process, mode: str) -> np.ndarray:
-    """Two digits in one image: ``side`` by side (both correct) or ``blend``-ed into each other (unclear)."""
-    bg = paper(rng, p)
+    """Two digits in one image.
+
+    ``corner``: digit ``b`` rendered as usual, and the labelled digit ``a`` small (9–11 px) in the corner
+    with the least of b's ink — both are correct labels. This is ImageNet's multi-object case: the given
+    label names one object while another, more prominent one is in the picture; a model that names the
+    prominent one makes a top-1 error that multi-label evaluation rightly does not count.
+    ``blend``: the two blended into each other at similar weight (both unclear)."""
     colour = p.ink[rng.integers(len(p.ink))]
-    if mode == "side":
-        h = int(rng.integers(14, 17))
-        ma = ink_mask(a8, h, float(rng.uniform(-5, 5)), 0)
-        mb = ink_mask(b8, h, float(rng.uniform(-5, 5)), 0)
-        canvas = np.zeros((SIZE, SIZE))
-        top = (SIZE - h) // 2 + int(rng.integers(-2, 3))
-        canvas[top:top + h, 1:1 + h] = ma
-        canvas[top:top + h, SIZE - 1 - h:SIZE - 1] = np.maximum(canvas[top:top + h, SIZE - 1 - h:SIZE - 1], mb)
-    else:
-        h = int(rng.integers(21, 25))
-        ca, _ = place(ink_mask(a8, h, float(rng.uniform(-6, 6)), 0), int(rng.integers(-1, 2)), 0)
-        cb, _ = place(ink_mask(b8, h, float(rng.uniform(-6, 6)), 0), int(rng.integers(-1, 2)), 0)
-        w = float(rng.uniform(0.45, 0.55))
-        canvas = np.clip(w * ca + (1 - w) * cb, 0, 1) * 1.25
+    if mode == "corner":
+        ink = render(b8, rng, p, max_size=22).ink.copy()
+        h = int(rng.integers(9, 12))
+        small = ndimage.gaussian_filter(ink_mask(a8, h, float(rng.uniform(-5, 5)), 0), 0.5)
+        corners = [(0, 0), (0, SIZE - h), (SIZE - h, 0), (SIZE - h, SIZE - h)]
+        top, left = min(corners, key=lambda c: ink[c[0]:c[0] + h, c[1]:c[1] + h].sum())
+        ink[top:top + h, left:left + h] = np.maximum(ink[top:top + h, left:left + h], small)
+        return compose(paper(rng, p), ink, colour, float(rng.uniform(*p.contrast)), rng, p.noise)
+    bg = paper(rng, p)
+    h = int(rng.integers(21, 25))
+    ca, _ = place(ink_mask(a8, h, float(rng.uniform(-6, 6)), 0), int(rng.integers(-1, 2)), 0)
+    cb, _ = place(ink_mask(b8, h, float(rng.uniform(-6, 6)), 0), int(rng.integers(-1, 2)), 0)
+    w = float(rng.uniform(0.45, 0.55))
+    canvas = np.clip(w * ca + (1 - w) * cb, 0, 1) * 1.25
     canvas = np.clip(ndimage.gaussian_filter(canvas, float(rng.uniform(*p.blur))), 0, 1)
     return compose(bg, canvas, colour, float(rng.uniform(*p.contrast)), rng, p.noise)
 
