@@ -102,11 +102,22 @@ def test_demo_builds_the_worlds_imagenetv2(demo):
     w = load_world(res.path.parents[2])
     sets = build_world_testsets(w, progress=False)
     assert all(r.is_valid and len(r.doc["image_filenames"]) == 100 for r in sets.revisions.values())
-    found = sets.recall.set_index("metric").loc["any metric, or the same source id", "planted pairs queued"]
-    assert found >= 0.95 * 66  # the acceptance bar on the planted near-duplicates
-    # the sampled sets keep far fewer planted copies and wrong-class candidates than the pool holds
+    # the acceptance bar on the planted near-duplicates, strictly in the review queue: every planted pair
+    # that S1.3 may queue (the 8 within-pool copies that share their source's id never are: S1.4 links
+    # them by that id) — and the search finds those 8 as well
+    rec = sets.recall.set_index("metric")
+    assert (rec["planted"] == 66).all() and (rec["queueable"] == 58).all()
+    assert rec.loc["any metric", "queued"] >= 0.95 * 58 and rec.loc["any metric", "found"] >= 0.95 * 66
+    pool = set(w.manifest("pool").ids)
+    assert rec.loc["any metric", "queue pairs"] <= 2 * len(pool)  # under two pairs per candidate to review
     truth = w.truth()
     copies = {d["id"] for d in truth["duplicates"] if d["source_split"] in ("train", "test")}
     wrong = {x["id"] for x in truth["wrong_class_candidates"]}
-    for m in sets.manifests.values():
-        assert len(set(m.ids) & copies) <= 3 and not set(m.ids) & wrong
+    assert len(copies & pool) == 50 and sets.candidates.set_index("id").loc[sorted(copies), "near_duplicate"].all()
+    for letter, m in sets.manifests.items():
+        assert not set(m.ids) & copies  # no planted copy of a train or test image survives
+        # wrong-class candidates: the crowd votes them down, so Threshold0.7 and TopImages take none;
+        # MatchedFrequency samples the low-frequency bins too (to match the test set's histogram), so it
+        # may take one — still far under the pool's rate
+        rate = len(wrong & pool) / len(pool)
+        assert len(set(m.ids) & wrong) <= (0 if letter in "ac" else 0.3 * rate * len(m))

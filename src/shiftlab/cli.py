@@ -96,6 +96,11 @@ def eval_cmd(
     interpolation: str | None = typer.Option(None, help="Override: bilinear, bicubic, …"),
     mean: str | None = typer.Option(None, help="Override: e.g. 0.485,0.456,0.406."),
     std: str | None = typer.Option(None, help="Override: e.g. 0.229,0.224,0.225."),
+    labels: list[str] | None = typer.Option(None, "--labels", help="Extra labels, matched by file name: "
+                                            "real:real.json (ReaL), tfds:FILE (TFDS imagenet2012_multilabel "
+                                            "JSON/JSONL/CSV), imagenet-m:FILE (the ImageNet-M list). Repeatable."),
+    allow_missing_classes: bool = typer.Option(False, "--allow-missing-classes", help="Multi-label accuracy: "
+                                               "average over the classes that have images (reports how many)."),
 ):
     """Top-1 / top-5 accuracy (95% Clopper–Pearson intervals) of models on a test set."""
     from shiftlab.evaluate import evaluate
@@ -128,6 +133,8 @@ def eval_cmd(
     if out_file is not None:
         csv, pq = res.save(out_file)
         out.print(f"wrote {csv} and {pq}")
+    if labels:
+        _label_metrics(res, labels, allow_missing_classes, out_file)
 
 
 @datasets_app.callback()
@@ -351,7 +358,8 @@ def hits_import(
 def dedup(
     query: str = typer.Option(..., help="The candidate pool (registered name or path)."),
     reference: str = typer.Option(..., help="Comma-separated sets to search (e.g. world-train,world-test,world-pool)."),
-    metrics: str = typer.Option("l2,dssim,phash", help="Any of l2, dssim, embedding (alias fc7), phash."),
+    metrics: str = typer.Option("l2,dssim,phash", help="Any of l2, dssim, embedding (alias fc7), phash, "
+                                                            "aligned (crop/shift-tolerant l2)."),
     k: int = typer.Option(100, "-k", min=1, help="Neighbours kept per query, reference set and metric."),
     review_k: int = typer.Option(30, "--review-k", min=1, help="How deep a reviewer looks (ImageNetV2: 30)."),
     embed_model: str | None = typer.Option(None, "--embed-model", help="Model whose penultimate features "
@@ -364,9 +372,8 @@ def dedup(
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/dedup/<query>]"),
 ):
     """Near-duplicates of a candidate pool (ImageNetV2 S1.3/S1.4): neighbours, review queue, resolution."""
-    import pandas as pd
-
     from shiftlab.curate import dedup as dd
+    from shiftlab.curate.pipeline import dedup_pool
     from shiftlab.data.layouts import read_dataset
 
     thresholds = {}
@@ -381,33 +388,18 @@ def dedup(
     review_table = dd.read_review_csv(reviews) if reviews else None
     q = read_dataset(query, workspace=_ws())
     refs = {name.strip(): read_dataset(name.strip(), workspace=_ws()) for name in reference.split(",") if name.strip()}
-    table = dd.find_near_duplicates(q, refs, [m.strip() for m in metrics.split(",") if m.strip()], k,
-                                    review_k=review_k, model=embed_model, size=size, workspace=_ws(), device=device,
-                                    progress=True)
-    queue = dd.review_queue(table, thresholds or None, review_k=review_k)
-    folder = out_dir or _ws().root / "dedup" / q.name
-    folder.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(folder / "neighbours.parquet", index=False)
-    queue.to_csv(folder / "queue.csv", index=False)
+    r = dedup_pool(q, refs, [m.strip() for m in metrics.split(",") if m.strip()], k, review_k=review_k,
+                   thresholds=thresholds or None, reviews=review_table, model=embed_model, size=size,
+                   workspace=_ws(), device=device, progress=True)
+    written = r.write(out_dir or _ws().root / "dedup" / q.name)
     t = _table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
                ["metric", "queued pairs", "candidates queued"], right=("queued pairs", "candidates queued"))
-    for metric, g in queue.groupby("metric"):
+    for metric, g in r.queue.groupby("metric"):
         t.add_row(str(metric), str(len(g)), str(g.query_id.nunique()))
     out.print(t)
-    written = [folder / "neighbours.parquet", folder / "queue.csv"]
-    if review_table is not None:
-        links = dd.duplicate_links(review_table)
-        reviewed = list(zip(review_table["query"], review_table["reference"]))
-        dd.review_thresholds(table, reviewed).to_parquet(folder / "review_thresholds.parquet")
-        cands = pd.DataFrame({"id": q.table["id"], "class": q.table["label"],
-                              "frequency": q.table.get("selection_frequency", pd.Series(float("nan"), q.table.index)),
-                              "source_id": q.table.get("source_id", pd.Series(None, q.table.index))})
-        originals = {i for name, m in refs.items() if m.name != q.name for i in m.ids}
-        res = dd.resolve_duplicates(cands, links, originals)
-        res.to_parquet(folder / "resolution.parquet", index=False)
-        out.print(f"{len(links)} reviewed duplicate links: {int((~res.keep).sum())} of {len(res)} candidates "
-                  "excluded as near-duplicates")
-        written += [folder / "review_thresholds.parquet", folder / "resolution.parquet"]
+    if r.resolution is not None:
+        out.print(f"{len(r.links)} reviewed duplicate links: {int((~r.resolution.keep).sum())} of "
+                  f"{len(r.resolution)} candidates excluded as near-duplicates")
     out.print("wrote " + ", ".join(str(w) for w in written))
 
 
@@ -415,13 +407,9 @@ _STRATEGIES = {"threshold": "a", "matched": "b", "top": "c"}
 
 
 def _frequency_table(m, what: str):
-    import pandas as pd
+    from shiftlab.curate.sample import frequency_table  # the library's; kept under this name for other commands
 
-    if "selection_frequency" not in m.table.columns:
-        raise InputError(f"{m.name} has no selection frequencies: run 'shiftlab hits import RESULTS --batch "
-                         f"BATCH --pool {m.name}' first ({what})")
-    return pd.DataFrame({"id": m.table["id"], "class": m.table["label"], "frequency": m.table["selection_frequency"],
-                         "n_annotations": m.table["n_annotations"]})
+    return frequency_table(m, what)
 
 
 @app.command()
@@ -446,10 +434,8 @@ def sample(
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/revisions]"),
 ):
     """Sample a test-set revision from the pool (ImageNetV2 S1.5) and register its manifest."""
-    import pandas as pd
-
-    from shiftlab.curate import revisions as rv
-    from shiftlab.curate.sample import DEFAULT_REVIEW_TARGETS
+    from shiftlab.curate.pipeline import sample_pool_revision
+    from shiftlab.curate.revisions import read_class_thresholds
     from shiftlab.data.layouts import read_dataset
     from shiftlab.registry import register_dataset
 
@@ -457,61 +443,23 @@ def sample(
         raise InputError(f"--strategy must be one of {', '.join(_STRATEGIES)}")
     if (dedup_dir is None) == (not no_dedup):
         raise InputError("give --dedup DIR (from 'shiftlab dedup --reviews') or, knowingly, --no-dedup")
-    letter = _STRATEGIES[strategy]
     p = read_dataset(pool, workspace=_ws())
-    cands = _frequency_table(p, "the pool")
-    cands["blacklisted"] = False
-    if no_dedup:
-        cands["near_duplicate"], cands["reviewed"] = False, True
-    else:
-        res_f, thr_f = dedup_dir / "resolution.parquet", dedup_dir / "review_thresholds.parquet"
-        if not res_f.is_file() or not thr_f.is_file():
-            raise InputError(f"{dedup_dir}: no resolution.parquet / review_thresholds.parquet; run "
-                             "'shiftlab dedup … --reviews REVIEWS.csv --out' into it")
-        keep = pd.read_parquet(res_f).set_index("id")["keep"]
-        thr = pd.read_parquet(thr_f)
-        cands["near_duplicate"] = ~cands["id"].map(keep).fillna(True).astype(bool)
-        above = pd.Series(True, index=thr.index)
-        for metric in thr.columns:
-            target = DEFAULT_REVIEW_TARGETS.get(metric, DEFAULT_REVIEW_TARGETS.get("fc7"))
-            above &= thr[metric] > target
-        cands["reviewed"] = cands["id"].map(above).fillna(False).astype(bool)
-    val = _frequency_table(read_dataset(reference_val, workspace=_ws()), "the validation set") \
-        if reference_val else None
-    if letter == "b" and val is None:
-        raise InputError("the matched strategy needs --reference-val with selection frequencies")
-    name_ds = dataset or p.dataset or p.name
-    if parent is not None:
-        if not parent.is_file():
-            raise InputError(f"{parent}: no such revision file")
-        pd_, pv, _ = rv.parse_revision_name(parent.name[:-5] if parent.name.endswith(".json") else parent.stem)
-        if pd_ != name_ds or pv != letter:
-            raise InputError(f"parent {parent.name} is a revision of {pd_}-{pv}, not of {name_ds}-{letter}")
-        name = rv.next_revision_name(f"{pd_}-{pv}-{rv.parse_revision_name(parent.stem)[2]}")
-    else:
-        name = rv.revision_name(name_ds, letter, 0)
-    class_thresholds = rv.read_class_thresholds(thresholds) if thresholds else None
-    rev = rv.make_revision(name, cands, seed=seed, validation=val, parent=parent, class_names=p.vocabulary,
-                           per_class=per_class, class_thresholds=class_thresholds,
-                           allow_upward_sampling=allow_upward, time_string=time_string, username=username)
+    s = sample_pool_revision(p, _STRATEGIES[strategy], seed=seed, dedup_dir=None if no_dedup else dedup_dir,
+                             validation=read_dataset(reference_val, workspace=_ws()) if reference_val else None,
+                             parent=parent, per_class=per_class, allow_upward_sampling=allow_upward,
+                             class_thresholds=read_class_thresholds(thresholds) if thresholds else None,
+                             dataset=dataset, time_string=time_string, username=username)
+    rev, cands = s.revision, s.candidates
     folder = out_dir or _ws().root / "revisions"
     folder.mkdir(parents=True, exist_ok=True)
     path = rev.write(folder / rev.filename)
-    order = [i for i, _ in rev.doc["image_filenames"]]
-    rows = pd.Series(range(len(p)), index=p.table["id"]).loc[order].to_numpy()
-    m = p.subset(rows, name=name)
-    from dataclasses import replace
-
-    m = replace(m, dataset=name_ds, variant=letter, revision=name.rsplit("-", 1)[1],
-                parent=(parent.stem if parent else p.name), seed=seed,
-                parameters={**m.parameters, "sampling": {k: v for k, v in rev.doc.items() if k != "image_filenames"}})
-    register_dataset(m, name, _ws())
+    register_dataset(s.manifest, rev.name, _ws())
     res = rev.result
     validity = "valid" if rev.is_valid else f"NOT valid: {len(res.short_classes)} short classes"
-    out.print(f"{name}: {len(order)} images in {len(res.classes)} classes ({validity}); "
+    out.print(f"{rev.name}: {len(s.manifest)} images in {len(res.classes)} classes ({validity}); "
               f"{sum(len(v) for v in res.carried_over.values())} carried over from the parent; "
               f"{int(cands.near_duplicate.sum())} near-duplicates and {int((~cands.reviewed).sum())} unreviewed "
-              f"candidates were not eligible; wrote {path} and registered dataset {name}")
+              f"candidates were not eligible; wrote {path} and registered dataset {rev.name}")
 
 
 @app.command()
@@ -616,6 +564,325 @@ def demo(seed: int = typer.Option(0, help="Seed of the world.")):
     res = run_demo(_ws(), seed=seed)
     res.report.to_console(out)
     out.print(f"report: {res.path}  ({time.perf_counter() - t:.0f} s)")
+
+
+# --- review app -------------------------------------------------------------------------------------------
+review_app = typer.Typer(help="The review app and its decision log (near-duplicates, class browser, labelling, "
+                              "image decisions).", no_args_is_help=True)
+review_task_app = typer.Typer(help="Create a review task in the workspace.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+review_app.add_typer(review_task_app, name="task")
+
+
+@review_app.command("serve")
+def review_serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
+    port: int = typer.Option(0, help="Port; 0 picks a free one."),
+    reviewer: str | None = typer.Option(None, help="Who is deciding [default: each browser asks on first visit]."),
+):
+    """Serve the review app; prints one URL carrying the access token (every route needs it)."""
+    from shiftlab.review.server import serve
+
+    serve(_ws(), host=host, port=port, reviewer=reviewer)
+
+
+def _task_done(task: dict, n: int, what: str) -> None:
+    from shiftlab.review.images import task_thumbnails, warm_thumbnails
+
+    # thumbnails now, so the first page view reads small cached files instead of decoding
+    shown = warm_thumbnails(task, _ws())
+    skipped = len(task_thumbnails(task, _ws())) - shown
+    out.print(f"review task {task['name']!r} ({task['kind']}): {n} {what}"
+              + (f"; {skipped} image(s) could not be decoded and show as gaps" if skipped else "")
+              + "; open it with 'shiftlab review serve'")
+
+
+@review_task_app.command("duplicates")
+def review_task_duplicates(
+    dedup_dir: Path = typer.Option(..., "--dedup", help="Folder written by 'shiftlab dedup' (queue.csv, neighbours)."),
+    query: str | None = typer.Option(None, help="Dataset the queue was built from [default: the folder's name]."),
+    name: str | None = typer.Option(None, help="Task name [default: duplicates-<query>]."),
+):
+    """The near-duplicate review queue: a query beside its flagged neighbours."""
+    from shiftlab.review.tasks import duplicates_task
+
+    t = duplicates_task(dedup_dir, query=query, name=name, workspace=_ws())
+    _task_done(t, len(t["items"]), "pairs to review")
+
+
+@review_task_app.command("classes")
+def review_task_classes(
+    dataset: str = typer.Option(..., help="Pool to browse (with selection frequencies when annotated)."),
+    reference: str | None = typer.Option(None, help="Dataset whose images of each class are shown for comparison."),
+    name: str | None = typer.Option(None, help="Task name [default: classes-<dataset>]."),
+):
+    """ImageNetV2's class browser: candidates per class; blacklist with a reason."""
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.review.tasks import classes_task
+
+    t = classes_task(dataset, reference=reference, name=name, workspace=_ws())
+    n_classes = len(read_dataset(dataset, workspace=_ws()).table["label"].unique())
+    _task_done(t, n_classes, "classes")
+
+
+@review_task_app.command("labelling")
+def review_task_labelling(
+    batch: Path = typer.Option(..., help="HIT batch folder or batch.json ('shiftlab hits make')."),
+    datasets: str = typer.Option(..., help="Comma-separated datasets holding its images (pool, validation)."),
+    name: str | None = typer.Option(None, help="Task name [default: labelling-<batch folder>]."),
+):
+    """Annotators' pages of a HIT batch; export them with 'review export --format mturk' for 'hits import'."""
+    from shiftlab.review.tasks import labelling_task
+
+    t = labelling_task(batch, [d.strip() for d in datasets.split(",") if d.strip()], name=name, workspace=_ws())
+    _task_done(t, len(t["items"]), "HIT pages")
+
+
+@review_task_app.command("images")
+def review_task_images(
+    dataset: str = typer.Option(...),
+    config: str = typer.Option("watermarks", help="Built-in configuration name or a JSON file {title, "
+                                                  "instructions, decisions: [{name, reasons?, crop?}]}."),
+    ids: Path | None = typer.Option(None, help="Queue only these: a text file of ids, one per line."),
+    name: str | None = typer.Option(None, help="Task name [default: images-<dataset>]."),
+):
+    """A per-image decision queue with configurable decisions, reasons and crop boxes."""
+    from shiftlab.review.tasks import images_task
+
+    items = None
+    if ids is not None:
+        try:
+            items = [{"id": s.strip()} for s in ids.read_text().splitlines() if s.strip()]
+        except OSError as e:
+            raise InputError(f"{ids}: cannot read ids ({e.strerror or e})") from None
+    t = images_task(dataset, config, name=name, items=items, workspace=_ws())
+    _task_done(t, len(t["items"]), "images")
+
+
+@review_app.command("export")
+def review_export(
+    task: str | None = typer.Option(None, help="Task to export [default: every event of the log]."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl | parquet (all events); reviews (duplicates task: "
+                                                      "the CSV of 'dedup --reviews'); mturk (labelling task: a "
+                                                      "results CSV for 'hits import'); blacklist (classes task)."),
+    out_path: Path = typer.Option(..., "--out", help="File to write."),
+):
+    """Export the decision log, or a task's decisions in the shape the next step reads."""
+    from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
+    from shiftlab.review import tasks as tk
+    from shiftlab.review.log import open_log
+
+    formats = ("jsonl", "parquet", "reviews", "mturk", "blacklist")
+    if fmt not in formats:
+        raise InputError(f"--format {fmt!r}: one of {', '.join(formats)}")
+    t = tk.load_task(task, _ws()) if task else None
+    need = {"reviews": "duplicates", "mturk": "labelling", "blacklist": "classes"}.get(fmt)
+    if need and (t is None or t["kind"] != need):
+        raise InputError(f"--format {fmt} exports a {need} task: give --task NAME of one")
+    log = open_log(tk.log_path(_ws()))
+    try:
+        if fmt == "jsonl":
+            log.export_jsonl(out_path, task)
+            n = log.count(task)
+        elif fmt == "parquet":
+            log.export_parquet(out_path, task)
+            n = log.count(task)
+        elif fmt == "reviews":
+            df = tk.duplicate_reviews(log, t)
+            atomic_write_bytes(out_path, df.to_csv(index=False, lineterminator="\n").encode())
+            n = len(df)
+        elif fmt == "mturk":
+            df = tk.labelling_results(log, t)
+            atomic_write_bytes(out_path, df.to_csv(index=False, lineterminator="\n").encode())
+            n = len(df)
+        else:
+            bl = tk.blacklist(log, task)
+            atomic_write_json(out_path, bl)
+            n = len(bl)
+    finally:
+        log.close()
+    out.print(f"wrote {n} {'events' if fmt in ('jsonl', 'parquet') else 'rows'} to {out_path}")
+
+
+def _label_metrics(res, labels: list[str], allow_missing_classes: bool, out_file: Path | None) -> None:
+    """``eval --labels``: multi-label accuracy, ImageNet-M and ReaL of the evaluated models."""
+    import pandas as pd
+
+    from shiftlab.metrics.multilabel import apply_label_sources, multilabel_summary
+
+    m = apply_label_sources(res.manifest, labels)
+    df = multilabel_summary(m, res.predictions, allow_missing_classes=allow_missing_classes)
+    groups = [("ml_accuracy", "multi-label %"), ("imagenet_m_correct", "ImageNet-M"), ("real_top1", "ReaL top-1 %"),
+              ("real_top5", "ReaL top-5 %")]
+    shown = [(c, h) for c, h in groups if df[c].notna().any()]
+    t = _table(f"{m.name}: accuracy under the extra labels", ["model", "top-1 %", *[h for _, h in shown]],
+               right=("top-1 %", *[h for _, h in shown]))
+    for r in df.itertuples():
+        cells = []
+        for c, _ in shown:
+            v = getattr(r, c)
+            cells.append(f"{int(v)}/{int(r.imagenet_m_size)}" if c == "imagenet_m_correct" else _pct(v))
+        t.add_row(str(r.model), _pct(r.top1), *cells)
+    out.print(t)
+    first = df.iloc[0]
+    if pd.notna(first.ml_accuracy):
+        used = f"{int(first.ml_classes_used)} of {int(first.ml_classes)} classes" if \
+            first.ml_classes_used != first.ml_classes else f"all {int(first.ml_classes)} classes"
+        out.print(f"multi-label: {int(first.ml_scored):,} images scored over {used}; "
+                  f"{int(first.ml_problematic):,} problematic dropped; {int(first.ml_empty):,} with no correct or "
+                  "unclear label counted wrong")
+    if pd.notna(first.real_top1):
+        out.print(f"ReaL: {int(first.real_kept):,} images kept, {int(first.real_dropped):,} with an empty label "
+                  "set dropped")
+    if out_file is not None:
+        f = Path(out_file).with_name(Path(out_file).stem + "-labels.csv")
+        df.to_csv(f, index=False)
+        out.print(f"wrote {f}")
+
+
+def _specs(models: str) -> list[str]:
+    specs = [m.strip() for m in models.split(",") if m.strip()]
+    if not specs:
+        raise InputError("--models is empty; give one or more model specs, comma-separated")
+    return specs
+
+
+def _labelled_dataset(dataset: str, labels: list[str] | None):
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.metrics.multilabel import apply_label_sources
+
+    m = read_dataset(dataset, workspace=_ws())
+    return apply_label_sources(m, labels) if labels else m
+
+
+@app.command()
+def mistakes(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec or name."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name or a path."),
+    labels: list[str] | None = typer.Option(None, "--labels", help="real:/tfds:/imagenet-m: label sources "
+                                            "(as for eval); a set with multi-label columns needs none."),
+    train: str | None = typer.Option(None, help="Training set searched for nearest neighbours [default: world-train "
+                                                "for world sets, else none (check skipped)]."),
+    feature_model: str | None = typer.Option(None, "--feature-model", help="Model whose features the neighbour "
+                                                                           "search uses [default: --model]."),
+    hierarchy: Path | None = typer.Option(None, help="BREEDS hierarchy folder [default: the packaged ImageNet one, "
+                                                     "or the world's]."),
+    cues: Path | None = typer.Option(None, help="JSON {image id: [class, …]}: the spurious cues each image shows "
+                                                "[default: the world's ground truth]."),
+    k: int = typer.Option(10, "-k", min=1, help="Nearest training images per error."),
+    min_neighbours: int = typer.Option(2, "--min-neighbours", min=1, help="How many of them must be of the "
+                                                                          "predicted class."),
+    max_hops: int = typer.Option(2, "--max-hops", min=1, help="Shared superclass at most this many levels up."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the suggestions as *_mistakes.json (and the "
+                                                             "evidence as .csv beside)."),
+    queue: Path | None = typer.Option(None, help="Write review-queue items (JSON) for the review app."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+):
+    """Every top-1 error of a model with a suggested mistake category and its evidence (SPECS S2)."""
+    import json
+
+    from shiftlab.analyze import mistakes as mk
+    from shiftlab.data.hierarchy import load_hierarchy
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.fsutil import atomic_write_json
+
+    m = _labelled_dataset(dataset, labels)
+    ctx = mk.default_context(m, _ws())
+    if hierarchy is not None:
+        ctx["hierarchy"] = load_hierarchy(hierarchy, n_classes=len(m.vocabulary))
+    if train is not None:
+        ctx["train"] = read_dataset(train, workspace=_ws())
+    if cues is not None:
+        try:
+            raw = json.loads(cues.read_text())
+            ctx["cues"] = {str(i): [int(c) for c in v] for i, v in raw.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise InputError(f"{cues}: expected a JSON object {{image id: [class, …]}} ({e})") from None
+    res = mk.find_mistakes(m, model, workspace=_ws(), train=ctx["train"], hierarchy=ctx["hierarchy"],
+                           cues=ctx["cues"], feature_model=feature_model, k=k, min_neighbours=min_neighbours,
+                           max_hops=max_hops, device=device, batch_size=batch_size)
+    frac = res.fractions()
+    t = _table(f"{res.model} on {m.name}: {res.n_errors} top-1 errors of {res.n_images} scored images "
+               f"(top-1 {_pct(res.top1)} %)", ["category", "errors", "share %"], right=("errors", "share %"))
+    counts = res.table["category"].value_counts()
+    for c, f in frac.items():
+        t.add_row(c, str(int(counts.get(c, 0))), _pct(f))
+    out.print(t)
+    skipped = [c for c in ("multilabels", "hierarchy", "neighbours", "cues") if c not in res.checks]
+    if skipped:
+        out.print(f"checks skipped for lack of input: {', '.join(skipped)}")
+    e = _table("errors (first 30)", ["id", "label → prediction", "category", "evidence"])
+    for r in res.table.head(30).itertuples():
+        e.add_row(str(r.id), f"{r.label_name} → {r.prediction_name}", r.category, r.evidence)
+    out.print(e)
+    if out_file is not None:
+        p = mk.save_mistakes(res.records(), out_file)
+        res.table.to_csv(p.with_suffix(".csv"), index=False)
+        out.print(f"wrote {p} ({int((res.table.category != mk.NOT_A_MISTAKE).sum())} mistakes) and "
+                  f"{p.with_suffix('.csv')} (all {res.n_errors} errors with evidence)")
+    if queue is not None:
+        queue.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(queue, {"model": res.model, "dataset": m.name, "items": mk.review_queue_items(res.table)})
+        out.print(f"wrote {queue}")
+
+
+@app.command()
+def confusions(
+    models: str = typer.Option(..., "--models", "-m", help="Comma-separated model specs or names."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name or a path."),
+    labels: list[str] | None = typer.Option(None, "--labels", help="tfds:/imagenet-m: multi-labels; errors the "
+                                            "multi-labels accept are not counted."),
+    top: int = typer.Option(20, min=1, help="Pairs shown and plotted."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for confusions.csv and confusions.png "
+                                                            "[default: <workspace>/reports/confusions-<dataset>]."),
+):
+    """Unordered class-pair confusion counts over the top-1 errors of a set of models."""
+    from shiftlab.analyze.mistakes import confusion_figure, model_confusions
+    from shiftlab.predict.engine import predict
+
+    m = _labelled_dataset(dataset, labels)
+    pairs = model_confusions(m, predict(m, _specs(models), workspace=_ws()))
+    n_models = len(_specs(models))
+    t = _table(f"{m.name}: {int(pairs['count'].sum()) if len(pairs) else 0} top-1 errors of {n_models} model(s) "
+               f"in {len(pairs)} class pairs", ["class a", "class b", "errors", "models"], right=("errors", "models"))
+    for r in pairs.head(top).itertuples():
+        t.add_row(f"{r.a_name} ({r.a})", f"{r.b_name} ({r.b})", str(r.count), str(r.models))
+    out.print(t)
+    folder = out_dir or _ws().reports / f"confusions-{Path(m.name).stem}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs.to_csv(folder / "confusions.csv", index=False)
+    written = [folder / "confusions.csv"]
+    if len(pairs):
+        fig = confusion_figure(pairs, top, title=f"Most frequent confusions on {m.name}")
+        fig.savefig(folder / "confusions.png", dpi=150, bbox_inches="tight", facecolor="white")
+        written.append(folder / "confusions.png")
+    out.print("wrote " + ", ".join(map(str, written)))
+
+
+@app.command("label-issues")
+def label_issues_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name or a path."),
+    models: str = typer.Option(..., "--models", "-m", help="Models NOT trained on these images (their mean "
+                                                           "probabilities are the out-of-sample estimate)."),
+    top: int = typer.Option(20, min=1, help="Rows shown."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the whole ranking as CSV."),
+):
+    """Rank the images whose given label is most likely wrong (cleanlab's find_label_issues)."""
+    from shiftlab.analyze.label_issues import label_issues
+
+    m = _labelled_dataset(dataset, None)
+    df = label_issues(m, _specs(models), workspace=_ws())
+    t = _table(f"{m.name}: {int(df.is_label_issue.sum())} of {len(df)} labels flagged by cleanlab",
+               ["rank", "id", "given", "suggested", "p(given)", "flagged"], right=("rank", "p(given)"))
+    for r in df.head(top).itertuples():
+        t.add_row(str(r.rank), str(r.id), r.given_name, f"{r.suggested_name} ({r.suggested_probability:.2f})",
+                  f"{r.label_quality:.3f}", "yes" if r.is_label_issue else "")
+    out.print(t)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out_file, index=False)
+        out.print(f"wrote {out_file}")
 
 
 def main(argv: list[str] | None = None) -> int:

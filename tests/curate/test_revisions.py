@@ -12,6 +12,7 @@ from shiftlab.curate.revisions import (
     KEYS,
     dumps_revision,
     make_revision,
+    new_revision_name,
     next_revision_name,
     parse_revision_name,
     previous_by_class,
@@ -61,6 +62,16 @@ def test_names():
             parse_revision_name(bad)
     with pytest.raises(InputError):
         revision_name("x", "q", 1)
+
+
+def test_new_revision_name_follows_its_parent_file(tmp_path):
+    assert new_revision_name("world", "b") == "world-b-0"
+    (tmp_path / "world-b-4.json").write_text("{}")
+    assert new_revision_name("world", "b", tmp_path / "world-b-4.json") == "world-b-5"
+    with pytest.raises(InputError, match="not of world-a"):
+        new_revision_name("world", "a", tmp_path / "world-b-4.json")
+    with pytest.raises(InputError, match="no such revision file"):
+        new_revision_name("world", "b", tmp_path / "world-b-9.json")
 
 
 # --- keys and format --------------------------------------------------------------------------------------

@@ -10,10 +10,13 @@ import pytest
 from shiftlab.curate.sample import (
     STANDARD_BINS,
     build_histogram,
+    candidate_table,
     check_candidates,
     class_targets,
     eligible_mask,
     histogram_bin,
+    review_targets,
+    reviewed_mask,
     round_histogram,
     sample,
     sample_matched_frequency,
@@ -314,3 +317,43 @@ def test_read_table(tmp_path, suffix):
         read_table(path, "validation_typo")
     with pytest.raises(InputError):
         read_table(tmp_path / "missing.csv")
+
+
+# --- the candidates table from a pool and its near-duplicate review -------------------------------------
+def test_review_targets_cover_every_metric():
+    t = review_targets(["l2", "dssim", "embedding", "fc7", "phash", "aligned"])
+    assert t == {"l2": 1.2e8, "dssim": 0.2205, "embedding": 1.32e4, "fc7": 1.32e4, "phash": 10.0, "aligned": 0.02}
+    assert review_targets(["embedding", "l2"], {"fc7": 5.0, "l2": 1.0}) == {"embedding": 5.0, "l2": 1.0}
+    with pytest.raises(InputError, match="no near-duplicate review target"):
+        review_targets(["l3"])
+
+
+def test_reviewed_mask_needs_every_metric_above_its_target():
+    thr = pd.DataFrame({"l2": [2e8, 2e8, 1e100], "phash": [12.0, 9.0, 1e100]}, index=pd.Index(["a", "b", "c"]))
+    # phash's own target (10 bits), not fc7's 1.32e4, which no Hamming distance of 64 bits can exceed
+    assert reviewed_mask(thr).to_dict() == {"a": True, "b": False, "c": True}
+    assert reviewed_mask(thr, {"phash": 8.0}).to_dict() == {"a": True, "b": True, "c": True}
+
+
+def test_candidate_table_from_a_pool():
+    from shiftlab.data.classes import Vocabulary
+    from shiftlab.data.manifest import Manifest
+
+    vocab = Vocabulary.from_names(["zero", "one"], name="toy")
+
+    t = pd.DataFrame({"id": ["p0", "p1", "p2"], "path": ["x.png"] * 3, "sha256": ["0" * 64] * 3, "label": [0, 1, 1],
+                      "selection_frequency": [0.9, 0.5, 0.8], "n_annotations": [10, 12, 10]})
+    m = Manifest(t, name="toy-pool", vocabulary=vocab)
+    plain = candidate_table(m, dedup=False)
+    assert plain[["near_duplicate", "reviewed", "blacklisted"]].values.tolist() == [[False, True, False]] * 3
+    res = pd.DataFrame({"id": ["p0", "p1"], "keep": [True, False]})  # p2 missing: not marked a duplicate
+    thr = pd.DataFrame({"l2": [2e8, 2e8]}, index=pd.Index(["p0", "p1"]))  # p2 missing: unreviewed
+    c = candidate_table(m, resolution=res, review_thresholds=thr)
+    assert c.near_duplicate.tolist() == [False, True, False] and c.reviewed.tolist() == [True, True, False]
+    assert eligible_mask(c).tolist() == [True, False, False]  # p2: never searched, so never eligible
+    assert c.frequency.tolist() == [0.9, 0.5, 0.8] and c["class"].tolist() == [0, 1, 1]
+    check_candidates(c)
+    with pytest.raises(InputError, match="hits import"):
+        candidate_table(Manifest(t.drop(columns=["selection_frequency"]), name="bare", vocabulary=vocab))
+    with pytest.raises(InputError, match="dedup=False"):
+        candidate_table(m)

@@ -1,27 +1,193 @@
-"""ImageNetV2's whole process on the digits world: votes → near-duplicates → resolution → three variants.
+"""ImageNetV2's process (SPECS S1.3–S1.5) as library steps, and the whole of it on the digits world.
 
-The one step a person does in the real process — reviewing the near-duplicate queue — is played here by an
-oracle reviewer that knows the planted pairs (the review app will let a person do it). Everything else is
-the same code a dataset builder runs through the CLI.
+- ``dedup_pool``: near-duplicates of a candidate pool — neighbours, review queue and, given review
+  decisions, the review thresholds and the S1.4 resolution (what ``shiftlab dedup`` runs).
+- ``sample_pool_revision``: one variant's revision sampled from a pool with selection frequencies, and its
+  manifest (what ``shiftlab sample`` runs).
+- ``build_world_testsets``: votes → near-duplicates → resolution → the three variants on the digits world.
+  The one step a person does in the real process — reviewing the near-duplicate queue — is played there
+  by an oracle reviewer that knows the planted pairs (the review app lets a person do it); everything
+  else is the code above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pandas as pd
 
 from shiftlab.curate import dedup as dd
-from shiftlab.curate.revisions import Revision, make_revision
+from shiftlab.curate.revisions import Revision, make_revision, new_revision_name
+from shiftlab.curate.sample import candidate_table, frequency_table, read_dedup_folder
 from shiftlab.curate.votes import attach_frequencies, import_votes
 from shiftlab.data.manifest import Manifest
+from shiftlab.errors import InputError
 
+
+# --- near-duplicates of a pool (S1.3, S1.4) ----------------------------------------------------------------
+@dataclass
+class DedupResult:
+    """What ``dedup_pool`` found. ``table``: the neighbour table; ``queue``: the review queue; with review
+    decisions also ``links`` (the pairs judged duplicates), ``review_thresholds`` (per candidate and
+    metric, S1.3) and ``resolution`` (``id, keep, component, reason``, S1.4)."""
+
+    table: pd.DataFrame
+    queue: pd.DataFrame
+    links: list[tuple[str, str]] | None = None
+    review_thresholds: pd.DataFrame | None = None
+    resolution: pd.DataFrame | None = None
+    #: the queue's distance threshold per metric; S1.3's review targets are the same numbers (ImageNetV2
+    #: queued below 1.2e8 / 0.2205 / 1.32e4 and required review thresholds above them)
+    queue_thresholds: dict[str, float] | None = None
+
+    def write(self, folder: str | os.PathLike) -> list[Path]:
+        """``neighbours.parquet``, ``queue.csv`` and ``queue_thresholds.json``, plus
+        ``review_thresholds.parquet`` and ``resolution.parquet`` after a review — what
+        ``sample_pool_revision(dedup_dir=folder)`` reads."""
+        from shiftlab.fsutil import atomic_write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.table.to_parquet(folder / "neighbours.parquet", index=False)
+        self.queue.to_csv(folder / "queue.csv", index=False)
+        written = [folder / "neighbours.parquet", folder / "queue.csv"]
+        if self.queue_thresholds is not None:
+            atomic_write_json(folder / "queue_thresholds.json", self.queue_thresholds)
+            written.append(folder / "queue_thresholds.json")
+        if self.resolution is not None:
+            self.review_thresholds.to_parquet(folder / "review_thresholds.parquet")
+            self.resolution.to_parquet(folder / "resolution.parquet", index=False)
+            written += [folder / "review_thresholds.parquet", folder / "resolution.parquet"]
+        return written
+
+
+def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[str, Manifest],
+                    reviews: pd.DataFrame) -> tuple[list[tuple[str, str]], pd.DataFrame, pd.DataFrame]:
+    """Fold review decisions (``query, reference, is_duplicate[, reviewer]``, as ``read_review_csv`` gives)
+    into (duplicate links, review thresholds, resolution). Every reviewed pair counts as reviewed, whatever
+    the decision; the original-dataset images are those of every reference set other than ``query``
+    itself (by manifest name); candidates carry their selection frequency (NaN without) and source id."""
+    links = dd.duplicate_links(reviews)
+    thresholds = dd.review_thresholds(table, list(zip(reviews["query"], reviews["reference"])))
+    t = query.table
+    cands = pd.DataFrame({"id": t["id"], "class": t["label"],
+                          "frequency": t.get("selection_frequency", pd.Series(float("nan"), t.index)),
+                          "source_id": t.get("source_id", pd.Series(None, t.index))})
+    originals = {i for m in references.values() if m.name != query.name for i in m.ids}
+    return links, thresholds, dd.resolve_duplicates(cands, links, originals)
+
+
+def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Iterable[str] = ("l2", "dssim", "phash"),
+               k: int = 100, *, review_k: int = 30, thresholds: Mapping[str, float] | None = None,
+               reviews: pd.DataFrame | None = None, progress: bool = False, **search) -> DedupResult:
+    """Near-duplicates of the candidate pool ``query`` among ``references`` (S1.3), and with ``reviews``
+    their resolution (S1.4; ``resolve_reviews``).
+
+    metrics, k, review_k and ``search`` (model, size, align_size, workspace, device, …) go to
+    ``find_near_duplicates``; thresholds (metric → distance) override ``IMAGENETV2_THRESHOLDS`` in the
+    review queue."""
+    table = dd.find_near_duplicates(query, references, list(metrics), k, review_k=review_k, progress=progress,
+                                    **search)
+    used = {m: t for m, t in dd.merged_thresholds(thresholds).items() if m in set(table["metric"])}
+    out = DedupResult(table, dd.review_queue(table, thresholds or None, review_k=review_k), queue_thresholds=used)
+    if reviews is not None:
+        out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews)
+    return out
+
+
+def read_queue_thresholds(folder: str | os.PathLike) -> dict[str, float] | None:
+    """The thresholds ``dedup`` queued with (``queue_thresholds.json``), None for a folder without them."""
+    import json
+
+    f = Path(folder) / "queue_thresholds.json"
+    if not f.is_file():
+        return None
+    try:
+        return {str(k): float(v) for k, v in json.loads(f.read_text()).items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise InputError(f"{f}: not a metric → threshold JSON ({e})") from None
+
+
+# --- sampling a revision from a pool (S1.5) ----------------------------------------------------------------
+@dataclass
+class PoolRevision:
+    """A revision sampled from a pool: the revision (file contents and what the sampler did), the pool's
+    manifest of its images in revision order, and the candidates table it was sampled from."""
+
+    revision: Revision
+    manifest: Manifest
+    candidates: pd.DataFrame
+
+
+def revision_pool_manifest(pool: Manifest, revision: Revision, *, dataset: str | None = None,
+                           parent: str | None = None) -> Manifest:
+    """The pool's rows in the revision's order, named after it, carrying its dataset / variant / revision
+    / parent (default: the pool's name) / seed and its sampling parameters."""
+    order = [i for i, _ in revision.doc["image_filenames"]]
+    rows = pd.Series(range(len(pool)), index=pool.table["id"]).loc[order].to_numpy()
+    m = pool.subset(rows, name=revision.name)
+    ds, variant, number = revision.name.rsplit("-", 2)
+    return replace(m, dataset=dataset or ds, variant=variant, revision=number, parent=parent or pool.name,
+                   seed=revision.doc["seed"],
+                   parameters={**m.parameters, "sampling": {k: v for k, v in revision.doc.items()
+                                                            if k != "image_filenames"}})
+
+
+def sample_pool_revision(pool: Manifest, variant: str, *, seed: int, dedup_dir: str | os.PathLike | None,
+                         validation: Manifest | None = None, parent: str | os.PathLike | None = None,
+                         per_class: int = 10, allow_upward_sampling: bool = False,
+                         class_thresholds: Mapping[int | str, float] | None = None, dataset: str | None = None,
+                         review_targets: Mapping[str, float] | None = None, time_string: str | None = None,
+                         username: str | None = None) -> PoolRevision:
+    """Sample variant ``a`` | ``b`` | ``c`` (S1.5) from a pool carrying selection frequencies.
+
+    dedup_dir: a folder written by ``DedupResult.write`` after a review (its resolution excludes the
+    near-duplicates; its review thresholds, compared with ``review_targets`` — default: the thresholds the
+    folder's queue was built with (``queue_thresholds.json``), else S1.3's, see
+    ``shiftlab.curate.sample.review_targets`` — decide who counts as reviewed; the file records
+    ``review_targets``, S1.3's when not given); ``None`` samples without
+    near-duplicate review, which is not ImageNetV2's process: say so when you publish. validation: a
+    manifest with selection frequencies (needed by ``b``). parent: the previous revision's file; its
+    still-eligible images carry over and the new revision is its successor. dataset: the name's dataset
+    part (default: the pool's dataset, else its name). The rest goes to ``make_revision``.
+    """
+    frequency_table(pool, "the pool")  # a pool without votes: say that before anything else
+    if dedup_dir is None:
+        cands = candidate_table(pool, dedup=False)
+    else:
+        resolution, thresholds = read_dedup_folder(dedup_dir)
+        if review_targets is None:
+            review_targets = read_queue_thresholds(dedup_dir)
+        cands = candidate_table(pool, resolution=resolution, review_thresholds=thresholds, targets=review_targets)
+    val = frequency_table(validation, "the validation set") if validation is not None else None
+    if variant == "b" and val is None:
+        raise InputError("the matched strategy needs --reference-val with selection frequencies")
+    name_ds = dataset or pool.dataset or pool.name
+    name = new_revision_name(name_ds, variant, parent)
+    rev = make_revision(name, cands, seed=seed, validation=val, parent=parent, class_names=pool.vocabulary,
+                        per_class=per_class, class_thresholds=class_thresholds,
+                        allow_upward_sampling=allow_upward_sampling, review_targets=review_targets,
+                        time_string=time_string, username=username)
+    parent_name = Path(parent).stem if parent is not None else None
+    return PoolRevision(rev, revision_pool_manifest(pool, rev, dataset=name_ds, parent=parent_name), cands)
+
+
+# --- the digits world -----------------------------------------------------------------------------------
 #: the world's images are 32 px: compare them at 64 px (room for the 35-px SSIM window)
 WORLD_SIZE = 64
 WORLD_REVIEW_K = 10  # the (oracle) reviewer looks at every neighbour kept, so every candidate ends reviewed
-WORLD_QUANTILE = 0.2
+#: review thresholds of l2, phash and embedding: this quantile of the distances to the first review_k
+#: neighbours (their scales depend on the data). 2 % keeps the queue near 1.6 pairs per candidate
+#: (845 for the 513 of the seed-0 world); 20 % queued some 7,200, to find no planted pair that the
+#: aligned metric misses.
+WORLD_QUANTILE = 0.02
 #: dssim is left out here only because on a CPU it costs ~100 s for the world; `shiftlab dedup` offers it
-METRICS = ("l2", "phash", "embedding")
+METRICS = ("l2", "phash", "embedding", "aligned")
+#: metrics whose distance does not depend on the data's scale keep their own threshold
+SCALE_FREE = ("aligned",)
 EMBED_MODEL = "world:cnn-medium-s0"
 
 
@@ -31,13 +197,41 @@ class WorldTestSets:
     candidates: pd.DataFrame  # the sampler's input table
     thresholds: dict[str, float]
     queue: pd.DataFrame
-    recall: pd.DataFrame  # per metric: planted pairs queued, queue rows
+    recall: pd.DataFrame  # per metric: planted pairs found / queued, queue rows and pairs
     resolution: pd.DataFrame
     revisions: dict[str, Revision] = field(default_factory=dict)
     manifests: dict[str, Manifest] = field(default_factory=dict)
 
 
+def planted_recall(table: pd.DataFrame, queue: pd.DataFrame, thresholds: Mapping[str, float], planted: Iterable,
+                   same_source: Iterable = (), *, review_k: int) -> pd.DataFrame:
+    """How many of the ``planted`` near-duplicate pairs (id pairs, either order) each metric recovers.
+
+    Per metric of ``table`` and for ``any metric``: ``found`` — planted pairs with a neighbour row among
+    the first ``review_k`` within the metric's threshold, whether or not the two share a source id;
+    ``queued`` — planted pairs in the review ``queue``. By S1.3 the queue never holds a pair of one source
+    id (S1.4 links those without review): ``queueable`` counts the planted pairs not in ``same_source``.
+    ``queue rows`` / ``queue pairs``: the queue's size; ``planted``: how many pairs there are."""
+    planted = {frozenset(p) for p in planted}
+    queueable = planted - {frozenset(p) for p in same_source}
+    near = table[(table["rank"] < review_k) & ~table["is_self"]
+                 & (table["distance"] <= table["metric"].map(dict(thresholds)).astype(float))]
+
+    def row(name, n, q):
+        found = {frozenset(p) for p in zip(n["query_id"], n["reference_id"])} & planted
+        pairs = {frozenset(p) for p in zip(q["query_id"], q["reference_id"])}
+        return {"metric": name, "found": len(found), "queued": len(pairs & planted), "queue rows": len(q),
+                "queue pairs": len(pairs), "planted": len(planted), "queueable": len(queueable)}
+
+    rows = [row(m, near[near["metric"] == m], queue[queue["metric"] == m]) for m in sorted(table["metric"].unique())]
+    return pd.DataFrame(rows + [row("any metric", near, queue)])
+
+
 def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress: bool = True) -> WorldTestSets:
+    """The world's ImageNetV2: the crowd's votes → selection frequencies; near-duplicates of train, test
+    and pool images by ``METRICS`` at 64 px (the k = 10 nearest, all looked at; thresholds: the
+    ``WORLD_QUANTILE`` of each data-scaled metric, ``aligned``'s own); the oracle's review of the whole
+    queue → S1.4 resolution → variants a, b, c of ``per_class`` images per class (seeded)."""
     from shiftlab.models.zoo import train_zoo
 
     ws = world.workspace
@@ -46,50 +240,29 @@ def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress:
     test = attach_frequencies(world.manifest("test"), votes)
     train_zoo(world.manifest("train"), ws, names=[EMBED_MODEL.split(":")[1]], progress=progress)
     refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
-    table = dd.find_near_duplicates(pool, refs, list(METRICS), k=10, review_k=WORLD_REVIEW_K, dssim_k=3,
-                                    model=EMBED_MODEL, size=WORLD_SIZE, workspace=ws, device="cpu",
-                                    progress=progress)
-    thr = dd.quantile_thresholds(table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)
-    queue = dd.review_queue(table, thr, review_k=WORLD_REVIEW_K)
+    found = dedup_pool(pool, refs, METRICS, k=10, review_k=WORLD_REVIEW_K, model=EMBED_MODEL, size=WORLD_SIZE,
+                       workspace=ws, device="cpu", progress=progress)
+    thr = dd.quantile_thresholds(found.table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)
+    thr.update({m: dd.IMAGENETV2_THRESHOLDS[m] for m in SCALE_FREE if m in thr})
+    queue = dd.review_queue(found.table, thr, review_k=WORLD_REVIEW_K)
 
+    # the oracle reviewer decides every queued pair: a duplicate exactly when it was planted
     planted = {frozenset((d["id"], d["source_id"])) for d in world.truth()["duplicates"]}
     pairs = queue[["query_id", "reference_id"]].drop_duplicates()
-    is_dup = [frozenset(p) in planted for p in zip(pairs.query_id, pairs.reference_id)]
-    links = [tuple(p) for p, d in zip(zip(pairs.query_id, pairs.reference_id), is_dup) if d]
-    queued = {frozenset(p) for p in zip(queue.query_id, queue.reference_id)}
+    reviews = pd.DataFrame({"query": pairs["query_id"], "reference": pairs["reference_id"],
+                            "is_duplicate": [frozenset(p) in planted for p in zip(pairs.query_id, pairs.reference_id)],
+                            "reviewer": "oracle"})
+    _, rthr, res = resolve_reviews(found.table, pool, refs, reviews)
     source = pool.table.set_index("id")["source_id"]
-    same_source = {p for p in planted if len({source.get(x, x) for x in p}) == 1}  # linked without review
-    rows = [{"metric": m, "planted pairs queued": len({frozenset(p) for p in zip(g.query_id, g.reference_id)}
-                                                      & planted), "queue rows": len(g)}
-            for m, g in queue.groupby("metric")]
-    rows.append({"metric": "any metric, or the same source id", "planted pairs queued":
-                 len((queued & planted) | same_source), "queue rows": len(queue)})
-    recall = pd.DataFrame(rows)
-    recall["of planted"] = len(planted)
-    reviewed = list(zip(pairs.query_id, pairs.reference_id))
-    rthr = dd.review_thresholds(table, reviewed)
-    above = pd.Series(True, index=rthr.index)
-    for metric in rthr.columns:
-        above &= rthr[metric] > thr.get(metric, dd.NO_THRESHOLD)
-    pt = pool.table
-    originals = set(world.manifest("train").ids) | set(world.manifest("test").ids)
-    res = dd.resolve_duplicates(pd.DataFrame({"id": pt.id, "class": pt.label, "frequency": pt.selection_frequency,
-                                              "source_id": pt.source_id}), links, originals)
-    keep = res.set_index("id")["keep"]
-    cands = pd.DataFrame({"id": pt.id, "class": pt.label, "frequency": pt.selection_frequency,
-                          "n_annotations": pt.n_annotations, "blacklisted": False,
-                          "near_duplicate": ~pt.id.map(keep).astype(bool),
-                          "reviewed": pt.id.map(above).fillna(False).astype(bool)})
-    val = pd.DataFrame({"id": test.table.id, "class": test.table.label, "frequency": test.table.selection_frequency,
-                        "n_annotations": test.table.n_annotations})
+    same_source = [p for p in planted if len({source.get(x, x) for x in p}) == 1]
+    recall = planted_recall(found.table, queue, thr, planted, same_source, review_k=WORLD_REVIEW_K)
+    cands = candidate_table(pool, resolution=res, review_thresholds=rthr, targets=thr)
+    val = frequency_table(test, "the validation set")
     out = WorldTestSets(pool, cands, thr, queue, recall, res)
-    rows = pd.Series(range(len(pool)), index=pt.id)
     for letter in "abc":
-        name = f"world-{letter}-0"
-        rev = make_revision(name, cands, seed=seed, validation=val, class_names=pool.vocabulary, per_class=per_class,
-                            allow_upward_sampling=True, time_string="world", username="shiftlab",
-                            review_targets=thr)
-        order = [i for i, _ in rev.doc["image_filenames"]]
+        rev = make_revision(f"world-{letter}-0", cands, seed=seed, validation=val, class_names=pool.vocabulary,
+                            per_class=per_class, allow_upward_sampling=True, time_string="world",
+                            username="shiftlab", review_targets=thr)
         out.revisions[letter] = rev
-        out.manifests[letter] = pool.subset(rows.loc[order].to_numpy(), name=name)
+        out.manifests[letter] = revision_pool_manifest(pool, rev)
     return out

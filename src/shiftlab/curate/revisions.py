@@ -92,6 +92,21 @@ def next_revision_name(parent: str) -> str:
     return revision_name(d, v, r + 1)
 
 
+def new_revision_name(dataset: str, variant: str, parent: str | os.PathLike | None = None) -> str:
+    """The name of a new revision of ``<dataset>-<variant>``: revision 0 without a parent, else the
+    successor of the parent revision file's name. InputError when that file is missing or is a revision
+    of another dataset or variant."""
+    if parent is None:
+        return revision_name(dataset, variant, 0)
+    parent = Path(parent)
+    if not parent.is_file():
+        raise InputError(f"{parent}: no such revision file")
+    pd_, pv, pr = parse_revision_name(parent.name[:-5] if parent.name.endswith(".json") else parent.stem)
+    if pd_ != dataset or pv != variant:
+        raise InputError(f"parent {parent.name} is a revision of {pd_}-{pv}, not of {dataset}-{variant}")
+    return revision_name(pd_, pv, pr + 1)
+
+
 def now_time_string(now: datetime | None = None) -> str:
     """The released files' format, e.g. ``2018-12-13_09:53:50_UTC``."""
     return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d_%H:%M:%S_UTC")

@@ -128,6 +128,80 @@ def read_table(path, kind: str = "candidates") -> pd.DataFrame:
     raise InputError(f"unknown table kind {kind!r} (candidates | validation)")
 
 
+def frequency_table(manifest, what: str = "the pool") -> pd.DataFrame:
+    """``id, class, frequency, n_annotations`` of a Manifest that carries selection frequencies (a pool or
+    validation set after ``shiftlab hits import --pool``); ``what`` names it in the error otherwise."""
+    t = manifest.table
+    if "selection_frequency" not in t.columns:
+        raise InputError(f"{manifest.name} has no selection frequencies: run 'shiftlab hits import RESULTS --batch "
+                         f"BATCH --pool {manifest.name}' first ({what})")
+    return pd.DataFrame({"id": t["id"], "class": t["label"], "frequency": t["selection_frequency"],
+                         "n_annotations": t["n_annotations"]})
+
+
+def review_targets(metrics: Iterable[str], targets: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The target each metric's review threshold must exceed (S1.3): ``targets`` where given, else
+    ``DEFAULT_REVIEW_TARGETS`` (l2, dssim, fc7 — also for ``embedding``), else the metric's review
+    threshold in ``shiftlab.curate.dedup.IMAGENETV2_THRESHOLDS`` (phash, aligned). Unknown metric →
+    InputError."""
+    from shiftlab.curate.dedup import IMAGENETV2_THRESHOLDS
+
+    out = {}
+    for m in map(str, metrics):
+        names = (m, "fc7") if m == "embedding" else (m,)
+        found = [t[n] for t in (targets or {}, DEFAULT_REVIEW_TARGETS, IMAGENETV2_THRESHOLDS) for n in names if n in t]
+        if not found:
+            raise InputError(f"no near-duplicate review target for metric {m!r}")
+        out[m] = float(found[0])
+    return out
+
+
+def reviewed_mask(review_thresholds: pd.DataFrame, targets: Mapping[str, float] | None = None) -> pd.Series:
+    """S1.3's "reviewed": True for each candidate (the index of ``review_thresholds``, one column per metric,
+    as ``shiftlab.curate.dedup.review_thresholds`` returns) whose review threshold is above its metric's
+    target (``review_targets``) for every metric."""
+    t = review_targets(review_thresholds.columns, targets)
+    above = pd.Series(True, index=review_thresholds.index)
+    for metric in review_thresholds.columns:
+        above &= review_thresholds[metric] > t[str(metric)]
+    return above
+
+
+def candidate_table(pool, *, resolution: pd.DataFrame | None = None, review_thresholds: pd.DataFrame | None = None,
+                    targets: Mapping[str, float] | None = None, dedup: bool = True) -> pd.DataFrame:
+    """The sampler's candidates table (module doc) for a pool Manifest carrying selection frequencies.
+
+    resolution: ``id, keep`` (``resolve_duplicates``; an id missing from it is not marked a near-duplicate);
+    review_thresholds: as ``reviewed_mask`` takes them, compared with ``targets`` (an id missing from them
+    counts as unreviewed, so a candidate the near-duplicate search never saw is not eligible).
+    ``dedup=False``: no near-duplicate review at all (near_duplicate False, reviewed True) — not
+    ImageNetV2's process. Nobody is blacklisted here."""
+    cands = frequency_table(pool, "the pool")
+    cands["blacklisted"] = False
+    if not dedup:
+        cands["near_duplicate"], cands["reviewed"] = False, True
+        return cands
+    if resolution is None or review_thresholds is None:
+        raise InputError("candidate_table needs the near-duplicate resolution and review thresholds "
+                         "(or dedup=False)")
+    keep = resolution.set_index("id")["keep"]
+    cands["near_duplicate"] = ~cands["id"].map(keep).fillna(True).astype(bool)
+    cands["reviewed"] = cands["id"].map(reviewed_mask(review_thresholds, targets)).fillna(False).astype(bool)
+    return cands
+
+
+def read_dedup_folder(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(resolution, review thresholds) from a folder written by ``shiftlab dedup --reviews``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    res_f, thr_f = folder / "resolution.parquet", folder / "review_thresholds.parquet"
+    if not res_f.is_file() or not thr_f.is_file():
+        raise InputError(f"{folder}: no resolution.parquet / review_thresholds.parquet; run "
+                         "'shiftlab dedup … --reviews REVIEWS.csv --out' into it")
+    return pd.read_parquet(res_f), pd.read_parquet(thr_f)
+
+
 def eligible_mask(candidates: pd.DataFrame, min_num_annotations: int = 10) -> pd.Series:
     """Eligible (S1.5): not blacklisted, ≥ min_num_annotations, not a near-duplicate, reviewed (S1.3)."""
     c = candidates
