@@ -121,3 +121,39 @@ def test_demo_builds_the_worlds_imagenetv2(demo):
         # may take one — still far under the pool's rate
         rate = len(wrong & pool) / len(pool)
         assert len(set(m.ids) & wrong) <= (0 if letter in "ac" else 0.3 * rate * len(m))
+
+
+def test_demo_shows_which_errors_are_real_and_which_labels_are_wrong(demo):
+    _, res, _ = demo
+    html = res.path.read_text()
+    assert "Which errors are real?" in html and "Which given labels are wrong?" in html
+    for png in ("mistake-categories.png", "confusions.png"):
+        assert (res.path.parent / png).is_file()
+
+
+def test_demo_leaves_review_tasks_that_the_app_serves(demo):
+    """After the demo, 'shiftlab review serve' on its workspace opens real work: one task of each kind."""
+    from fastapi.testclient import TestClient
+
+    from shiftlab.review.app import TOKEN_HEADER, create_app
+    from shiftlab.workspace import Workspace
+
+    _, res, _ = demo
+    ws = Workspace.resolve(res.path.parents[2])
+    h = {TOKEN_HEADER: "t"}
+    with TestClient(create_app(ws, token="t")) as c:
+        tasks = {t["name"]: t["kind"] for t in c.get("/api/tasks", headers=h).json()}
+        assert sorted(tasks.values()) == ["classes", "duplicates", "images", "images", "labelling"]
+        for name, kind in tasks.items():
+            assert c.get(f"/task/{name}", headers=h).status_code == 200
+            items = c.get(f"/api/tasks/{name}/items", headers=h).json()
+            n = len(items["images"] if kind == "classes" else items["items"])
+            assert n > 0, name
+        dup = next(n for n, k in tasks.items() if k == "duplicates")
+        first = c.get(f"/api/tasks/{dup}/items", headers=h).json()["items"][0]
+        for side in ("query", "reference"):
+            r = c.get(f"/img/{first[side + '_dataset']}/{first[side]}?size=256", headers=h)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("image/")
+        mistakes = c.get("/api/tasks/mistakes-cnn-medium-s0/items", headers=h).json()
+        assert {d["name"] for d in mistakes["config"]["decisions"]} >= {"Major", "Fine-grained error"}
+        assert all(it["suggestion"]["decision"] for it in mistakes["items"])

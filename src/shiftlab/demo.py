@@ -98,7 +98,7 @@ VARIANT_TITLES = {"a": "Threshold0.7 (a)", "b": "MatchedFrequency (b)", "c": "To
 
 
 def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
-                       progress: bool = True) -> tuple[Section, pd.DataFrame]:
+                       progress: bool = True) -> tuple[Section, pd.DataFrame, object]:
     """The world's own ImageNetV2: pool → HITs → votes → near-duplicates → the three variants → the zoo."""
     from shiftlab.curate.pipeline import build_world_testsets
     from shiftlab.metrics.robustness import band_for_table, effective_robustness, robustness_plot
@@ -153,7 +153,44 @@ def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
                                title="Effective robustness on the world's MatchedFrequency set"),
                "imagenetv2-robustness", "Fit over the standard-trained zoo models with its 95% bootstrap band; "
                "points above it are effectively robust.")
-    return sec, table
+    return sec, table, sets
+
+
+#: the mistakes queue of the review app holds this model's errors on the world's multi-label set
+REVIEW_MISTAKES_MODEL = "cnn-medium-s0"
+
+
+def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) -> list[dict]:
+    """The review app's tasks on the demo workspace, so that ``shiftlab review serve`` opens real work:
+    the near-duplicate queue of the ImageNetV2 section, the class browser over the voted pool, the HIT
+    pages of the world's batch, watermark flagging over the pool and one model's mistakes to confirm."""
+    from dataclasses import replace
+
+    from shiftlab.analyze.mistakes import review_config, review_queue_items
+    from shiftlab.registry import register_dataset
+    from shiftlab.review import tasks as tk
+    from shiftlab.review.images import warm_thumbnails
+
+    ws = world.workspace
+    # the world's search names its sets train/test/pool; the app finds images by registered name
+    named = {s: f"world-{s}" for s in ("train", "test", "pool")}
+    found = sets.dedup_result()
+    found = replace(found, table=found.table.assign(reference_split=found.table.reference_split.replace(named)),
+                    queue=found.queue.assign(reference_split=found.queue.reference_split.replace(named)))
+    found.write(ws.root / "dedup" / "world-pool")
+    register_dataset(sets.pool, "world-pool-voted", ws)  # the pool with its selection frequencies
+    mistakes = next(r for r in study.mistakes if r.model.split(":")[-1] == REVIEW_MISTAKES_MODEL)
+    made = [
+        tk.duplicates_task(ws.root / "dedup" / "world-pool", query="world-pool", workspace=ws),
+        tk.classes_task("world-pool-voted", reference="world-train", workspace=ws),
+        tk.labelling_task(world.root / "hits" / "batch.json", ["world-pool", "world-test"], workspace=ws),
+        tk.images_task("world-pool", "watermarks", workspace=ws),
+        tk.images_task("world-multilabel", review_config(), name=f"mistakes-{REVIEW_MISTAKES_MODEL}",
+                       items=review_queue_items(mistakes.table, include_not_mistakes=False), workspace=ws),
+    ]
+    for t in made:
+        warm_thumbnails(t, ws, progress=progress)
+    return made
 
 
 def intro(world: World) -> str:
@@ -182,6 +219,8 @@ def intro(world: World) -> str:
 
 
 def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoResult:
+    from shiftlab.analyze.label_report import label_issues_section, multilabel_section
+
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     world = build_world(ws, WorldConfig(seed=seed), progress=progress)
     train_zoo(world.manifest("train"), ws, progress=progress)
@@ -190,6 +229,11 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     report = Report("The digits world", intro(world), kind="shiftlab demo report",
                     meta={"world seed": world.seed, "zoo models": len(ZOO), "workspace": str(ws.root)})
     report.add(section_shift(world, acc))
-    report.add(section_imagenetv2(world, specs, acc, progress=progress)[0])
+    sec, _, sets = section_imagenetv2(world, specs, acc, progress=progress)
+    report.add(sec)
+    sec, study = multilabel_section(world, specs, progress=progress)
+    report.add(sec)
+    report.add(label_issues_section(world, specs, progress=progress)[0])
+    prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc)

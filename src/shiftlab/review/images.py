@@ -31,6 +31,12 @@ def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
     RGB rendering (EXIF orientation applied) shrunk to ``size`` — JPEG for JPEG sources, PNG otherwise.
     JPEGs are decoded at a reduced DCT scale when shrinking (PIL's draft mode): several times faster on
     photos. None when the file cannot be decoded (the page shows a gap; nothing fails)."""
+    out = _render(path, size)
+    return None if out is None else out[:2]
+
+
+def _render(path: Path, size: int | None) -> tuple[bytes, str, bool] | None:
+    """``render_image`` and whether the bytes are the file's own."""
     from PIL import Image, ImageOps
 
     from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
@@ -42,7 +48,7 @@ def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
                 return None
             rotated = im.getexif().get(0x0112, 1) not in (None, 1)
             if fmt in _AS_IS and not rotated and (not size or max(w, h) <= size) and im.mode in ("RGB", "L"):
-                return path.read_bytes(), _AS_IS[fmt]
+                return path.read_bytes(), _AS_IS[fmt], True
             if fmt == "JPEG" and size:
                 im.draft("RGB", (size, size))
                 im.load()
@@ -61,9 +67,9 @@ def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
     buf = io.BytesIO()
     if fmt == "JPEG":
         rgb.save(buf, format="JPEG", quality=88)
-        return buf.getvalue(), "image/jpeg"
+        return buf.getvalue(), "image/jpeg", False
     rgb.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue(), "image/png"
+    return buf.getvalue(), "image/png", False
 
 
 class ImageServer:
@@ -133,10 +139,11 @@ class ImageServer:
                 out = (f.read_bytes(), media)
                 break
         if out is None:
-            out = render_image(p, size)
-            if out is None:
+            rendered = _render(p, size)
+            if rendered is None:
                 return None
-            if size:  # full-size images are the files themselves: nothing to keep
+            out, as_is = rendered[:2], rendered[2]
+            if not as_is:  # a file shown as it is needs no second copy
                 base.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(base.with_suffix(_EXT[out[1]]), out[0])
         with self._lock:
