@@ -57,3 +57,14 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+def write_breeds(folder: Path, edges, names: dict, classes) -> Path:
+    """A class hierarchy in the BREEDS file format (edges ``parent child``, node names, class info)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "class_hierarchy.txt").write_text("".join(f"{a} {b}\n" for a, b in edges))
+    (folder / "node_names.txt").write_text("".join(f"{k}\t{v}\n" for k, v in names.items()))
+    (folder / "dataset_class_info.json").write_text(json.dumps(classes))
+    return folder

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import ZOO_WORLD_MODELS
+from helpers import write_breeds
 from shiftlab.analyze import mistakes as mk
 from shiftlab.data.classes import imagenet_1k
 from shiftlab.data.hierarchy import imagenet_hierarchy, load_hierarchy
@@ -116,19 +117,13 @@ def test_confusion_pairs_by_hand():
 
 
 # --- pre-categorisation -------------------------------------------------------------------------------------------
-def _breeds(folder, edges, names, classes):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "class_hierarchy.txt").write_text("".join(f"{a} {b}\n" for a, b in edges))
-    (folder / "node_names.txt").write_text("".join(f"{k}\t{v}\n" for k, v in names.items()))
-    (folder / "dataset_class_info.json").write_text(json.dumps(classes))
-    return folder
 
 
 @pytest.fixture
 def toy_hierarchy(tmp_path):
     # classes 0, 1 under "pets"; 2 under "tools"; 3 not placed
     edges = [("root", "pets"), ("root", "tools"), ("pets", "p0"), ("pets", "p1"), ("tools", "t2")]
-    return load_hierarchy(_breeds(tmp_path / "h", edges, {"pets": "pets", "tools": "tools"},
+    return load_hierarchy(write_breeds(tmp_path / "h", edges, {"pets": "pets", "tools": "tools"},
                                   [[0, "p0", ""], [1, "p1", ""], [2, "t2", ""], [3, "x3", ""]]))
 
 

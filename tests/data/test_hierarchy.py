@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from helpers import write_breeds
 from shiftlab.data.hierarchy import imagenet_hierarchy, load_hierarchy
 from shiftlab.errors import InputError
-
-
-def _breeds(folder, edges, names, classes):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "class_hierarchy.txt").write_text("".join(f"{a} {b}\n" for a, b in edges))
-    (folder / "node_names.txt").write_text("".join(f"{k}\t{v}\n" for k, v in names.items()))
-    (folder / "dataset_class_info.json").write_text(json.dumps(classes))
-    return folder
 
 
 def test_superclasses_of_a_small_hierarchy(tmp_path):
@@ -28,7 +19,7 @@ def test_superclasses_of_a_small_hierarchy(tmp_path):
     # d0(0) d1(1) c0(2)          and class 4 placed nowhere
     edges = [("root", "animal"), ("root", "thing"), ("animal", "dog"), ("animal", "cat"), ("dog", "d0"),
              ("dog", "d1"), ("cat", "c0"), ("thing", "cup")]
-    h = load_hierarchy(_breeds(tmp_path / "h", edges, {"dog": "dog, domestic dog", "animal": "animal"},
+    h = load_hierarchy(write_breeds(tmp_path / "h", edges, {"dog": "dog, domestic dog", "animal": "animal"},
                                [[0, "d0", "x"], [1, "d1", "y"], [2, "c0", "z"], [3, "cup", "w"], [4, "n4", "v"]]))
     assert len(h) == 5 and h.class_nodes[4] is None and h.roots == {"root"}
     assert h.ancestors(0) == {"dog": 1, "animal": 2, "root": 3}
@@ -43,7 +34,7 @@ def test_superclasses_of_a_small_hierarchy(tmp_path):
 
 def test_a_dag_takes_the_nearest_common_ancestor(tmp_path):
     edges = [("r", "a"), ("r", "b"), ("a", "x"), ("b", "x"), ("b", "y")]  # x has two parents
-    h = load_hierarchy(_breeds(tmp_path / "h", edges, {}, [[0, "x", ""], [1, "y", ""]]))
+    h = load_hierarchy(write_breeds(tmp_path / "h", edges, {}, [[0, "x", ""], [1, "y", ""]]))
     assert h.ancestors(0) == {"a": 1, "b": 1, "r": 2}
     assert h.shared_superclass(0, 1) == "b"
 
@@ -61,11 +52,11 @@ def test_the_worlds_hierarchy_groups_digits_by_shape(tmp_path):
 def test_bad_hierarchies_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="not a BREEDS hierarchy folder .*class_hierarchy.txt"):
         load_hierarchy(tmp_path)
-    f = _breeds(tmp_path / "h", [("a", "b")], {}, [[0, "b", ""]])
+    f = write_breeds(tmp_path / "h", [("a", "b")], {}, [[0, "b", ""]])
     (f / "class_hierarchy.txt").write_text("a b c\n")
     with pytest.raises(InputError, match="line 1 is not 'parent child'"):
         load_hierarchy(f)
-    _breeds(f, [("a", "b")], {}, [[0, "b", ""], [0, "a", ""]])
+    write_breeds(f, [("a", "b")], {}, [[0, "b", ""], [0, "a", ""]])
     with pytest.raises(InputError, match="class 0 is listed twice"):
         load_hierarchy(f)
 

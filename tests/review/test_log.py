@@ -47,6 +47,7 @@ def test_undo_last_is_per_reviewer_and_skips_what_is_already_undone(log):
 def test_the_table_refuses_updates_and_deletes(log, tmp_path):
     log.append(reviewer="ann", task="t", target="x", decision="a")
     con = sqlite3.connect(tmp_path / "log.sqlite")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block the writer
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("UPDATE events SET decision='b'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
