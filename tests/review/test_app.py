@@ -25,7 +25,8 @@ def _routes(rws):
     d, lab = rws.tasks["duplicates"], rws.tasks["labelling"]
     return ["/", f"/task/{d['name']}", "/api/tasks", f"/api/tasks/{d['name']}/items", f"/api/tasks/{d['name']}/state",
             f"/img/pool/{rws.pool.ids[0]}", f"/hitimg/{lab['name']}/{lab['items'][0]['target']}/0",
-            "/static/common.js", "/static/review.css", "/nowhere"]
+            "/static/common.js", "/static/review.css", "/nowhere",
+            f"/api/tasks/{rws.tasks['classes']['name']}/thumbs?label=0"]
 
 
 def test_every_route_needs_the_token_and_reveals_nothing_without_it(client, rws):
@@ -178,3 +179,11 @@ def test_duplicate_decisions_export_as_the_review_csv_and_resolve(client, rws, t
     back = read_review_csv(path)
     assert set(duplicate_links(back)) == planted
     assert first["target"] in {f"{q}|{r}" for q, r in zip(back["query"], back["reference"])}
+
+
+def test_a_class_grid_comes_as_data_urls_in_one_answer(client, rws):
+    c = rws.tasks["classes"]
+    got = client.get(f"/api/tasks/{c['name']}/thumbs?label=1&size=32", headers=H).json()
+    assert set(got) == set(rws.pool.ids[rws.pool.labels == 1])
+    assert all(v.startswith("data:image/png;base64,") for v in got.values())
+    assert client.get(f"/api/tasks/{rws.tasks['images']['name']}/thumbs?label=1", headers=H).status_code == 404

@@ -175,7 +175,9 @@ def test_class_browser_blacklists_by_key_and_filters(page, live, rws):
     assert page.locator(f'#grid .tile[data-id="{first}"]').count() == 0
     page.uncheck("#f-unreviewed")
     page.keyboard.press("]")
-    assert page.text_content("#class-head h1") == rws.pool.vocabulary.classes[1].name
+    expect(page.locator("#class-head h1")).to_have_text(rws.pool.vocabulary.classes[1].name)
+    # the grid's thumbnails came in one request, as data URLs
+    assert page.get_attribute("#grid .tile img", "src").startswith("data:image/")
     _shot(page, "classes")
     st = {e.target: (e.decision, e.reason) for e in _events(rws, task["name"])}
     assert st[first] == ("blacklist", "low quality") and sorted(d for d, _ in st.values()) == ["blacklist", "ok"]

@@ -18,6 +18,7 @@ flush per batch rather than one per decision.
 from __future__ import annotations
 
 import asyncio
+import base64
 import queue
 import secrets
 import threading
@@ -30,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from shiftlab.errors import ShiftlabError
 from shiftlab.review import tasks as tk
@@ -247,6 +249,26 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
                              "n": len(it["images"])} for it in task["items"]]
         return out
 
+    @app.get("/api/tasks/{name}/thumbs")
+    async def api_thumbs(name: str, label: int, size: int = THUMB_SIZES["grid"]):
+        """A class's grid thumbnails in one answer, as data URLs: a grid of a few hundred images then costs one
+        request instead of hundreds (a browser fetches at most six at a time from one host)."""
+        task, _ = task_of(name)
+        if task["kind"] != "classes" or not 16 <= size <= 512:
+            raise HTTPException(404, "thumbnails by class are for class-browser tasks, 16 to 512 px")
+
+        def collect():
+            m = tk._dataset(task["dataset"], ws)
+            ids = m.ids[m.labels == label]
+            out = {}
+            for i in ids:
+                found = images.image(task["dataset"], i, size)
+                if found is not None:
+                    out[i] = f"data:{found[1]};base64," + base64.b64encode(found[0]).decode()
+            return out
+
+        return await run_in_threadpool(collect)
+
     @app.get("/api/tasks/{name}/state")
     def api_state(name: str):
         task_of(name)
@@ -292,20 +314,25 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
             raise HTTPException(404, "no such image")
         return Response(found[0], media_type=found[1], headers={"Cache-Control": "private, max-age=3600"})
 
+    async def fetch(dataset: str, image_id: str, size: int | None):
+        # a memory hit is answered on the event loop; decoding or a disk read goes to a worker thread
+        hit = images.in_memory(dataset, image_id, size)
+        return send(hit if hit is not None else await run_in_threadpool(images.image, dataset, image_id, size))
+
     @app.get("/img/{dataset}/{image_id:path}")
-    def image(dataset: str, image_id: str, size: int | None = None):
+    async def image(dataset: str, image_id: str, size: int | None = None):
         if size is not None and not 16 <= size <= 2048:
             raise HTTPException(400, "size: 16 to 2048 px")
-        return send(images.image(dataset, image_id, size))
+        return await fetch(dataset, image_id, size)
 
     @app.get("/hitimg/{name}/{hit}/{pos}")
-    def hit_image(name: str, hit: str, pos: int, size: int | None = None):
+    async def hit_image(name: str, hit: str, pos: int, size: int | None = None):
         task, _ = task_of(name)
         it = next((i for i in task.get("items", []) if i.get("target") == hit), None)
         if task["kind"] != "labelling" or it is None or not 0 <= pos < len(it["images"]):
             raise HTTPException(404, "no such image")
         im = it["images"][pos]
-        return send(images.image(im["dataset"], im["id"], size))
+        return await fetch(im["dataset"], im["id"], size)
 
     return app
 

@@ -80,6 +80,7 @@ class ImageServer:
         self.disk = workspace.root / "cache" / "thumbs"
         self._manifests: dict[str, tuple[float, Path, dict[str, str]]] = {}
         self._cache: OrderedDict = OrderedDict()
+        self._keys: dict[tuple, tuple] = {}  # (dataset, id, size) → cache key, for the no-I/O fast path
         self._max = max_items
         self._lock = threading.Lock()
 
@@ -119,6 +120,18 @@ class ImageServer:
         h = hashlib.sha1(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{size}".encode()).hexdigest()
         return self.disk / h[:2] / h[2:]
 
+    def in_memory(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
+        """The answer when it is already in memory (no file is read), else None."""
+        idx = self._manifests.get(dataset)
+        if idx is None or image_id not in idx[2]:
+            return None
+        with self._lock:
+            key = self._keys.get((dataset, image_id, size))
+            if key is None or key not in self._cache:
+                return None
+            self._cache.move_to_end(key)
+            return self._cache[key]
+
     def image(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
         """(bytes, media type) of the image, shrunk to fit ``size`` px; None when absent or undecodable."""
         from shiftlab.fsutil import atomic_write_bytes
@@ -148,6 +161,7 @@ class ImageServer:
                 atomic_write_bytes(base.with_suffix(_EXT[out[1]]), out[0])
         with self._lock:
             self._cache[key] = out
+            self._keys[(dataset, image_id, size)] = key
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
         return out

@@ -14,6 +14,15 @@
   let ci = Math.min(Math.max(0, parseInt(saved[0], 10) || 0), Math.max(0, classes.length - 1));
   let pos = parseInt(saved[1], 10) || 0;
   let shown = [];
+  const thumbs = {};  // class index → {id: data URL}: one request per class instead of one per image
+  async function loadThumbs(k) {
+    if (thumbs[k] === undefined) {
+      thumbs[k] = null;
+      thumbs[k] = await SL.api("GET", `/api/tasks/${encodeURIComponent(SL.task)}/thumbs?label=${k}&size=${T.grid}`);
+    }
+    return thumbs[k];
+  }
+  const src = (im) => (thumbs[im.label] && thumbs[im.label][im.id]) || img(data.dataset, im.id, T.grid);
 
   document.getElementById("legend").replaceChildren(el("span", {}, el("kbd", {text: "0"}), " keep "),
     ...reasons.map((r, i) => el("span", {}, el("kbd", {text: String(i + 1)}), ` ${r} `)),
@@ -63,13 +72,18 @@
       return el("div", {class: "tile" + (i === pos ? " focus" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
                         dataset: {id: im.id}, title: im.id, onclick: () => { pos = i; render(); }},
         e ? el("span", {class: `badge ${e.decision}`, text: e.decision === "blacklist" ? e.reason : "ok"}) : null,
-        el("img", {class: "px", src: img(data.dataset, im.id, T.grid), alt: im.id}),
+        el("img", {class: "px", src: src(im), alt: im.id}),
         el("div", {class: "meta"}, el("span", {text: `f ${fmt(im.frequency)}`}), el("span", {text: im.n_annotations === null ? "" : `n ${im.n_annotations}`})));
     }));
     const f = document.querySelector(".grid .tile.focus");
     if (f) f.scrollIntoView({block: "nearest"});
   }
-  function pick(i) { ci = Math.min(Math.max(0, i), classes.length - 1); pos = 0; render(); }
+  async function pick(i) {
+    ci = Math.min(Math.max(0, i), classes.length - 1);
+    pos = 0;
+    if (classes[ci]) await loadThumbs(classes[ci].index);
+    render();
+  }
   function cols() {
     const g = document.getElementById("grid");
     return Math.max(1, getComputedStyle(g).gridTemplateColumns.split(" ").length);
@@ -100,5 +114,6 @@
     if (!document.getElementById("preview").hidden) { SL.overlay("preview", false); return; }
     preview([[img(data.dataset, im.id), `${im.id} · frequency ${fmt(im.frequency)}`]]);
   });
+  if (classes[ci]) await loadThumbs(classes[ci].index);
   render();
 })();
