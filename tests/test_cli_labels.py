@@ -144,3 +144,42 @@ def test_label_issues_command(capsys, zoo_world, tmp_path):
     planted = {e["id"] for e in zoo_world.truth()["label_errors"]}
     assert len(df) == 350 and df.id.head(5).isin(planted).all()
     assert all(i in stdout for i in df.id.head(5))
+
+
+def test_mistakes_confirmed_in_the_review_app_export_as_vit3b_records(capsys, zoo_world, tmp_path):
+    """Suggestions → a review-app queue → a person changes two of them → the final *_mistakes.json."""
+    from fastapi.testclient import TestClient
+
+    from shiftlab.analyze.mistakes import MAJOR
+    from shiftlab.review.app import TOKEN_HEADER, create_app
+
+    ws = zoo_world.workspace
+    model = f"world:{ZOO_WORLD_MODELS[-1]}"
+    code, stdout, err = run(capsys, "-w", str(ws.root), "mistakes", "-m", model, "-d", "world-multilabel",
+                            "--review-task", "confirm-mistakes", "--out", str(tmp_path / "auto_mistakes.json"))
+    assert code == 0, err
+    assert "review task 'confirm-mistakes'" in _flat(stdout)
+    auto = load_mistakes(tmp_path / "auto_mistakes.json").set_index("file_name")
+    with TestClient(create_app(ws, token="t", reviewer="curator")) as c:
+        items = c.get("/api/tasks/confirm-mistakes/items", headers={TOKEN_HEADER: "t"}).json()["items"]
+        assert len(items) == len(auto) and all(it["suggestion"] for it in items)
+        changed = {items[0]["id"]: (MAJOR, "Major"), items[1]["id"]: ("Fine-grained error", "Minor")}
+        for target, (category, severity) in changed.items():
+            r = c.post("/api/tasks/confirm-mistakes/decisions", headers={TOKEN_HEADER: "t"},
+                       json={"target": target, "decision": category, "reason": severity})
+            assert r.status_code == 200, r.text
+    final_path = tmp_path / "final_mistakes.json"
+    code, stdout, err = run(capsys, "-w", str(ws.root), "mistakes", "-m", model, "-d", "world-multilabel",
+                            "--reviewed", "confirm-mistakes", "--out", str(final_path))
+    assert code == 0, err
+    assert "2 decided in review task 'confirm-mistakes'" in _flat(stdout)
+    final = load_mistakes(final_path).set_index("file_name")
+    for target, (category, severity) in changed.items():
+        key = next(f for f in final.index if f.startswith(target))
+        assert (final.loc[key, "category"], final.loc[key, "severity"]) == (category, severity)
+    untouched = [f for f in final.index if not any(f.startswith(t) for t in changed)]
+    assert len(untouched) == len(final) - 2
+    assert (final.loc[untouched, "category"] == auto.loc[untouched, "category"]).all()
+    code, _, err = run(capsys, "-w", str(ws.root), "mistakes", "-m", model, "-d", "world-multilabel",
+                       "--reviewed", "confirm-mistakes")
+    assert code == 2 and "--out" in err

@@ -776,10 +776,16 @@ def mistakes(
     out_file: Path | None = typer.Option(None, "--out", help="Write the suggestions as *_mistakes.json (and the "
                                                              "evidence as .csv beside)."),
     queue: Path | None = typer.Option(None, help="Write review-queue items (JSON) for the review app."),
+    review_task: str | None = typer.Option(None, "--review-task", help="Make a review-app task of this name "
+                                                                       "over the mistakes, for people to confirm."),
+    reviewed: str | None = typer.Option(None, help="Review task whose decisions (folded from the workspace's "
+                                                   "log) override the suggestions in --out."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
 ):
     """Every top-1 error of a model with a suggested mistake category and its evidence (SPECS S2)."""
+    if reviewed is not None and out_file is None:
+        raise InputError("--reviewed writes the final records: give --out FILE_mistakes.json too")
     import json
 
     from shiftlab.analyze import mistakes as mk
@@ -816,11 +822,34 @@ def mistakes(
     for r in res.table.head(30).itertuples():
         e.add_row(str(r.id), f"{r.label_name} → {r.prediction_name}", r.category, r.evidence)
     out.print(e)
-    if out_file is not None:
+    if reviewed is not None:
+        from shiftlab.review import tasks as tk
+        from shiftlab.review.log import open_log
+
+        tk.load_task(reviewed, _ws())  # a clear error for a task that does not exist
+        log = open_log(tk.log_path(_ws()))
+        try:
+            final = mk.apply_review_decisions(res.table, log.state(reviewed))
+        finally:
+            log.close()
+        p = mk.save_mistakes(final, out_file)
+        n_rev = int(final["reviewed"].sum())
+        out.print(f"wrote {p}: {len(final)} errors, {n_rev} decided in review task {reviewed!r}, "
+                  f"{len(final) - n_rev} keep the automatic suggestion")
+    elif out_file is not None:
         p = mk.save_mistakes(res.records(), out_file)
         res.table.to_csv(p.with_suffix(".csv"), index=False)
         out.print(f"wrote {p} ({int((res.table.category != mk.NOT_A_MISTAKE).sum())} mistakes) and "
                   f"{p.with_suffix('.csv')} (all {res.n_errors} errors with evidence)")
+    if review_task is not None:
+        from shiftlab.review.images import warm_thumbnails
+        from shiftlab.review.tasks import images_task
+
+        t = images_task(m.name, mk.review_config(), name=review_task, workspace=_ws(),
+                        items=mk.review_queue_items(res.table, include_not_mistakes=False))
+        warm_thumbnails(t, _ws())
+        out.print(f"review task {review_task!r}: {len(t['items'])} mistakes to confirm; open it with "
+                  "'shiftlab review serve'")
     if queue is not None:
         queue.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(queue, {"model": res.model, "dataset": m.name, "items": mk.review_queue_items(res.table)})
