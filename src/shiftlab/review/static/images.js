@@ -12,6 +12,8 @@
   let box = null;          // [x0, y0, x1, y1] in original pixels
   let pending = null;      // a decision waiting for its reason digit
   const big = document.getElementById("big"), boxEl = document.getElementById("box"), stage = document.getElementById("stage");
+  const cropping = cfg.decisions.some((d) => d.crop !== "no");  // otherwise the mouse draws nothing
+  stage.classList.toggle("no-crop", !cropping);
 
   function scale() { return big.naturalWidth ? big.naturalWidth / big.clientWidth : 1; }
   function drawBox() {
@@ -26,7 +28,11 @@
     const cx = Math.min(Math.max(ev.clientX - r.left, 0), r.width), cy = Math.min(Math.max(ev.clientY - r.top, 0), r.height);
     return [cx * s, cy * s];
   }
-  stage.addEventListener("mousedown", (ev) => { ev.preventDefault(); drag = at(ev); box = null; drawBox(); });
+  stage.addEventListener("mousedown", (ev) => {
+    ev.preventDefault();
+    if (!cropping) return;
+    drag = at(ev); box = null; drawBox();
+  });
   window.addEventListener("mousemove", (ev) => {
     if (!drag) return;
     const p = at(ev);
@@ -56,7 +62,7 @@
     if (pending) rp.replaceChildren(el("b", {text: `${pending.name}: reason?`}), el("br"),
       ...pending.reasons.map((r, i) => el("span", {}, el("kbd", {text: String(i + 1)}), ` ${r}  `)), el("span", {class: "muted", text: "Esc cancels"}));
     document.getElementById("current").replaceChildren(
-      el("div", {text: box ? `crop box: ${box.join(", ")} px` : "no crop box (drag on the image)"}),
+      cropping ? el("div", {text: box ? `crop box: ${box.join(", ")} px` : "no crop box (drag on the image)"}) : null,
       e ? el("div", {}, "decided: ", el("b", {text: e.decision}), e.reason ? ` · ${e.reason}` : "", e.crop ? ` · crop ${e.crop.join(",")}` : "", el("span", {class: "muted", text: ` by ${e.reviewer}`})) : el("div", {class: "muted", text: "undecided"}));
     const decided = items.filter((x) => st[x.id]).length;
     document.getElementById("progress").textContent = `${pos + 1} / ${items.length} · decided ${decided}`;
