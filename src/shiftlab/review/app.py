@@ -190,7 +190,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         if hit is None or hit[0] != mtime:
             task = tk.load_task(name, ws)
             if task["kind"] == "classes":
-                targets = set(tk._dataset(task["dataset"], ws).ids)
+                targets = set(tk.image_dataset(task["dataset"], ws).ids)
             elif task["kind"] == "images":
                 targets = {it["id"] for it in task["items"]}
             else:
@@ -258,7 +258,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
             raise HTTPException(404, "thumbnails by class are for class-browser tasks, 16 to 512 px")
 
         def collect():
-            m = tk._dataset(task["dataset"], ws)
+            m = tk.image_dataset(task["dataset"], ws)
             ids = m.ids[m.labels == label]
             out = {}
             for i in ids:

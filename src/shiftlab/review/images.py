@@ -169,14 +169,14 @@ class ImageServer:
 
 def task_thumbnails(task: dict, workspace) -> list[tuple[str, str, int]]:
     """(dataset, id, size) of the thumbnails a task's page asks for first."""
-    from shiftlab.review.tasks import _dataset
+    from shiftlab.review.tasks import image_dataset
 
     kind = task["kind"]
     if kind == "classes":
-        m = _dataset(task["dataset"], workspace)
+        m = image_dataset(task["dataset"], workspace)
         out = [(task["dataset"], i, THUMB_SIZES["grid"]) for i in m.ids]
         if task.get("reference"):
-            r = _dataset(task["reference"], workspace)
+            r = image_dataset(task["reference"], workspace)
             seen: dict[int, int] = {}
             for i, y in zip(r.ids, r.labels):
                 seen[int(y)] = seen.get(int(y), 0) + 1

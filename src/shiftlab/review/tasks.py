@@ -97,7 +97,9 @@ def load_task(name: str, workspace=None) -> dict:
         raise InputError(f"{p}: not a task file ({e})") from None
 
 
-def _dataset(name: str, workspace=None):
+def image_dataset(name: str, workspace=None):
+    """A registered dataset with image files: the only kind the app shows (it serves images by id, and a
+    name is all a page ever sends). InputError otherwise."""
     from shiftlab.data.layouts import read_dataset
     from shiftlab.registry import dataset_path
 
@@ -115,9 +117,9 @@ def classes_task(dataset: str, *, reference: str | None = None, name: str | None
                  reasons: Sequence[str] = BLACKLIST_REASONS, workspace=None) -> dict:
     """A class browser over ``dataset`` (a pool with ``selection_frequency`` / ``n_annotations`` columns,
     if annotated), showing up to 8 images per class of ``reference`` for comparison."""
-    _dataset(dataset, workspace)
+    image_dataset(dataset, workspace)
     if reference:
-        _dataset(reference, workspace)
+        image_dataset(reference, workspace)
     if not 1 <= len(reasons) <= 9:
         raise InputError("give 1 to 9 blacklist reasons (one digit key each)")
     task = {"kind": "classes", "name": name or f"classes-{dataset}", "dataset": dataset, "reference": reference,
@@ -135,7 +137,7 @@ def _num(v):
 
 
 def classes_items(task: dict, workspace=None) -> dict:
-    m = _dataset(task["dataset"], workspace)
+    m = image_dataset(task["dataset"], workspace)
     t = m.table
     voc = m.vocabulary
     date_col = next((c for c in ("date", "search_date", "time") if c in t.columns), None)
@@ -148,7 +150,7 @@ def classes_items(task: dict, workspace=None) -> dict:
                                        t[date_col] if date_col else [None] * len(t))]
     refs: dict[int, list[str]] = {}
     if task.get("reference"):
-        r = _dataset(task["reference"], workspace)
+        r = image_dataset(task["reference"], workspace)
         for i, y in zip(r.table["id"], r.table["label"]):
             if len(refs.setdefault(int(y), [])) < 8:
                 refs[int(y)].append(i)
@@ -179,14 +181,14 @@ def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, n
     if not qf.is_file() or not nf.is_file():
         raise InputError(f"{folder}: no queue.csv / neighbours.parquet; run 'shiftlab dedup --query … --out {folder}'")
     query = query or folder.name
-    qm = _dataset(query, workspace)
+    qm = image_dataset(query, workspace)
     queue = pd.read_csv(qf, dtype={"query_id": str, "reference_id": str, "reference_split": str})
     missing = set(queue["query_id"]) - set(qm.ids)
     if missing:
         raise InputError(f"the queue in {folder} names {len(missing)} image(s) not in {query!r} "
                          f"(e.g. {sorted(missing)[0]!r}); give --query with the dataset it was built from")
     for split in sorted(set(queue["reference_split"])):
-        _dataset(split, workspace)
+        image_dataset(split, workspace)
     nb = pd.read_parquet(nf, columns=["query_id", "reference_split", "reference_id", "metric", "distance", "rank"])
     keys = set(zip(queue["query_id"], queue["reference_split"], queue["reference_id"]))
     nb = nb[[k in keys for k in zip(nb["query_id"], nb["reference_split"], nb["reference_id"])]]
@@ -230,13 +232,13 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
     hits = read_hit_batch(batch)
     where: dict[str, str] = {}
     for ds in datasets:
-        for i in _dataset(ds, workspace).ids:
+        for i in image_dataset(ds, workspace).ids:
             where.setdefault(i, ds)
     missing = {im.image_id for h in hits for im in h.images} - set(where)
     if missing:
         raise InputError(f"{len(missing)} image(s) of the batch are in none of {', '.join(datasets)} "
                          f"(e.g. {sorted(missing)[0]!r})")
-    voc = _dataset(vocabulary_of or datasets[0], workspace).vocabulary
+    voc = image_dataset(vocabulary_of or datasets[0], workspace).vocabulary
     items = [{"target": h.hit_id, "class_index": h.class_index, "class_name": voc.classes[h.class_index].name,
               "gloss": voc.classes[h.class_index].gloss,
               "images": [{"url": im.url, "id": im.image_id, "dataset": where[im.image_id]} for im in h.images]}
@@ -340,7 +342,7 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
     else:
         cfg = builtin_config(str(config))
     cfg = check_config(cfg)
-    m = _dataset(dataset, workspace)
+    m = image_dataset(dataset, workspace)
     ids = set(m.ids)
     if items is None:
         queue = [{"id": i} for i in m.ids]
