@@ -577,7 +577,7 @@ review_app.add_typer(review_task_app, name="task")
 @review_app.command("serve")
 def review_serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
-    port: int = typer.Option(0, help="Port; 0 picks a free one."),
+    port: int = typer.Option(0, min=0, max=65535, help="Port; 0 picks a free one."),
     reviewer: str | None = typer.Option(None, help="Who is deciding [default: each browser asks on first visit]."),
 ):
     """Serve the review app; prints one URL carrying the access token (every route needs it)."""
@@ -675,6 +675,8 @@ def review_export(
     formats = ("jsonl", "parquet", "reviews", "mturk", "blacklist")
     if fmt not in formats:
         raise InputError(f"--format {fmt!r}: one of {', '.join(formats)}")
+    if not out_path.parent.is_dir():
+        raise InputError(f"--out {out_path}: no folder {out_path.parent}")
     t = tk.load_task(task, _ws()) if task else None
     need = {"reviews": "duplicates", "mturk": "labelling", "blacklist": "classes"}.get(fmt)
     if need and (t is None or t["kind"] != need):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -187,3 +188,85 @@ def test_a_class_grid_comes_as_data_urls_in_one_answer(client, rws):
     assert set(got) == set(rws.pool.ids[rws.pool.labels == 1])
     assert all(v.startswith("data:image/png;base64,") for v in got.values())
     assert client.get(f"/api/tasks/{rws.tasks['images']['name']}/thumbs?label=1", headers=H).status_code == 404
+
+
+def test_bad_crops_and_sizes_are_refused(client, rws):
+    im, d = rws.tasks["images"], rws.tasks["duplicates"]
+    target = im["items"][0]["id"]  # a 48×40 image
+    post = lambda t, **b: client.post(f"/api/tasks/{t['name']}/decisions", json={"reviewer": "ann", **b}, headers=H)  # noqa: E731
+    corner = "corner: croppable"
+    r = post(im, target=target, decision="watermark", reason=corner, crop=[0, 0, 49, 40])
+    assert r.status_code == 400 and "outside the 48×40 image" in r.json()["detail"]
+    assert post(im, target=target, decision="watermark", reason=corner, crop=[0, 0, 48, 40]).status_code == 200
+    r = client.post(f"/api/tasks/{im['name']}/decisions", headers={**H, "Content-Type": "application/json"},
+                    content=b'{"target": "%s", "decision": "watermark", "reason": "%s", "crop": [0, 0, Infinity, 5],'
+                            b' "reviewer": "ann"}' % (target.encode(), corner.encode()))
+    assert r.status_code in (400, 422)
+    assert post(d, target=d["items"][0]["target"], decision="duplicate", crop=[0, 0, 5, 5]).status_code == 400
+    lab = rws.tasks["labelling"]
+    assert client.get(f"/hitimg/{lab['name']}/{lab['items'][0]['target']}/0?size=-5", headers=H).status_code == 400
+
+
+def test_a_broken_task_file_is_a_one_line_answer_not_a_500(client, rws):
+    (rws.ws.root / "review" / "tasks" / "broken.json").write_text("{not json")
+    (rws.ws.root / "review" / "tasks" / "odd.json").write_text("[1, 2]")
+    r = client.get("/task/broken", headers=H)
+    assert r.status_code == 400 and "not a task file" in r.json()["detail"]
+    assert client.get("/", headers=H).status_code == 200  # the index skips what it cannot read
+
+
+def test_first_visit_redirect_stays_on_the_site(live):
+    import http.client
+
+    host, port = live.url.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=10)
+    con.request("GET", f"//evil.example/x?token={live.token}")  # sent as written, not as a URL
+    r = con.getresponse()
+    assert r.status == 303 and r.getheader("location") == "/evil.example/x"
+    assert "shiftlab_token_" in r.getheader("set-cookie")  # a cookie of this server's own (per token)
+
+
+def test_each_annotator_sees_only_their_own_submissions(client, rws):
+    lab = rws.tasks["labelling"]
+    hit = lab["items"][0]
+    note = json.dumps({"answers": [True] * len(hit["images"])})
+    client.post(f"/api/tasks/{lab['name']}/decisions", headers=H,
+                json={"target": hit["target"], "decision": "submitted", "note": note, "reviewer": "worker-a"})
+    url = f"/api/tasks/{lab['name']}/state"
+    assert set(client.get(url, params={"reviewer": "worker-a"}, headers=H).json()) == {hit["target"]}
+    assert client.get(url, params={"reviewer": "worker-b"}, headers=H).json() == {}
+    assert client.get(url, headers=H).json() == {}
+
+
+def test_the_writer_survives_cancelled_and_failing_decisions(tmp_path):
+    """A request that gives up while queued is not stored, a bad decision fails alone, and the writer
+    thread keeps answering afterwards."""
+    from concurrent.futures import CancelledError
+
+    from shiftlab.review.app import Committer
+    from shiftlab.review.log import ReviewLog
+
+    with ReviewLog(tmp_path / "log.sqlite") as log:
+        c = Committer(log)
+        blocker = c.submit(dict(reviewer="a", task="t", target="first", decision="d"))
+        blocker.result(timeout=10)
+        # queue three at once: one cancelled before the writer takes it, one invalid, one good
+        real_put = c._q.put
+        items = []
+        c._q.put = items.append  # hold them back to enqueue as one batch
+        cancelled = c.submit(dict(reviewer="a", task="t", target="gone", decision="d"))
+        bad = c.submit(dict(reviewer="", task="t", target="x", decision="d"))
+        good = c.submit(dict(reviewer="a", task="t", target="kept", decision="d"))
+        assert cancelled.cancel()
+        c._q.put = real_put
+        for it in items:
+            c._q.put(it)
+        assert good.result(timeout=10).target == "kept"
+        with pytest.raises(Exception, match="reviewer"):
+            bad.result(timeout=10)
+        with pytest.raises(CancelledError):
+            cancelled.result(timeout=1)
+        after = c.submit(dict(reviewer="a", task="t", target="later", decision="d"))
+        assert after.result(timeout=10).target == "later"
+        c.close()
+        assert [e.target for e in log.events("t")] == ["first", "kept", "later"]

@@ -48,6 +48,7 @@ def test_the_table_refuses_updates_and_deletes(log, tmp_path):
     log.append(reviewer="ann", task="t", target="x", decision="a")
     con = sqlite3.connect(tmp_path / "log.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block the writer
+    assert log._con().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: on disk when append returns
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("UPDATE events SET decision='b'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -65,7 +66,8 @@ def test_a_retried_key_is_stored_once(log):
 def test_bad_events_are_refused_with_one_line(log):
     for kw, msg in [(dict(reviewer="", task="t", target="x", decision="a"), "reviewer"),
                     (dict(reviewer="a", task="t", target="x", decision="a", crop=[5, 5, 2, 9]), "crop box"),
-                    (dict(reviewer="a", task="t", target="x", decision="a", crop=[1, 2, 3]), "four numbers"),
+                    (dict(reviewer="a", task="t", target="x", decision="a", crop=[1, 2, 3]), "four finite numbers"),
+                    (dict(reviewer="a", task="t", target="x", decision="a", crop=[0, 0, float("inf"), 5]), "finite"),
                     (dict(reviewer="a", task="t", target="x", decision=UNDO), "supersedes"),
                     (dict(reviewer="a", task="t", target="x", decision=UNDO, supersedes=99), "does not exist")]:
         with pytest.raises(InputError, match=msg) as ei:
@@ -121,24 +123,45 @@ ops = st.lists(st.tuples(st.sampled_from(["decide", "undo"]), st.sampled_from("a
 
 @settings(max_examples=40, deadline=None)
 @given(ops)
-def test_fold_matches_a_stack_model(tmp_path_factory, seq):
-    """Model: each target has a stack of decisions in force; undo_last pops the reviewer's newest one."""
+def test_fold_matches_a_model_of_decisions_in_force(tmp_path_factory, seq):
+    """Model: the decisions still in force, in order; a target shows its last one; undo_last takes back the
+    reviewer's newest decision that a target still shows (never one another reviewer has replaced)."""
     with ReviewLog(tmp_path_factory.mktemp("h") / "log.sqlite") as lg:
-        history: list[tuple[int, str, str, str]] = []  # (event id, reviewer, target, decision) still in force
+        history: list[tuple[int, str, str, str]] = []  # (event id, reviewer, target, decision) in force
         for op, target, decision, who in seq:
             if op == "decide":
                 e = lg.append(reviewer=who, task="t", target=target, decision=decision)
                 history.append((e.id, who, target, decision))
+                continue
+            shown = {}
+            for h in history:
+                shown[h[2]] = h
+            mine = [h for h in shown.values() if h[1] == who]
+            u = lg.undo_last("t", who)
+            if mine:
+                newest = max(mine)
+                assert u.supersedes == newest[0]
+                history.remove(newest)
             else:
-                mine = [h for h in history if h[1] == who]
-                u = lg.undo_last("t", who)
-                if mine:
-                    assert u.supersedes == mine[-1][0]
-                    history.remove(mine[-1])
-                else:
-                    assert u is None
+                assert u is None
         expected = {}
         for _, _, target, decision in history:
             expected[target] = decision
         assert {k: e.decision for k, e in lg.state("t").items()} == expected
         assert fold(lg.events("t")).keys() == expected.keys()
+
+
+def test_undo_leaves_a_decision_someone_else_replaced_and_never_undoes_twice(log):
+    a = log.append(reviewer="ann", task="t", target="x", decision="a")
+    log.append(reviewer="bob", task="t", target="x", decision="b")
+    assert log.undo_last("t", "ann") is None  # ann's decision no longer shows: bob's does
+    assert log.state("t")["x"].decision == "b"
+    log.undo(a.id, reviewer="ann")
+    with pytest.raises(InputError, match="already undone"):
+        log.undo(a.id, reviewer="ann")
+
+
+def test_a_key_names_one_decision(log):
+    log.append(reviewer="ann", task="t", target="x", decision="a", key="k")
+    with pytest.raises(InputError, match="already names another decision"):
+        log.append(reviewer="ann", task="other", target="x", decision="a", key="k")

@@ -36,12 +36,13 @@ from starlette.concurrency import run_in_threadpool
 from shiftlab.errors import ShiftlabError
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import THUMB_SIZES, ImageServer
-from shiftlab.review.log import ReviewLog
+from shiftlab.review.log import ReviewLog, check_crop, fold
 from shiftlab.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
 TOKEN_HEADER = "X-Shiftlab-Token"
-COOKIE = "shiftlab_token"
+COOKIE = "shiftlab_token"  # + a digest of the token: cookies are per host, not per port, so two servers
+# on one machine must not overwrite each other's (nor hand theirs to whatever else listens there)
 SAFE_METHODS = {"GET", "HEAD"}
 
 
@@ -81,7 +82,8 @@ class Committer:
             first = self._q.get()
             if first is None:
                 return
-            batch = [first]
+            batch: list = []
+            self._take(first, batch)
             while len(batch) < self.max_batch:
                 try:
                     nxt = self._q.get_nowait()
@@ -90,18 +92,40 @@ class Committer:
                 if nxt is None:
                     self._q.put(None)
                     break
-                batch.append(nxt)
+                self._take(nxt, batch)
             try:
-                events = self.log.append_many([d for d, _ in batch])
-                for (_, f), e in zip(batch, events):
-                    f.set_result(e)
-            except Exception:
-                # one bad decision must not fail its neighbours: store them one by one
-                for d, f in batch:
-                    try:
-                        f.set_result(self.log.append_many([d])[0])
-                    except Exception as e:  # handed back to the waiting request
+                self._store(batch)
+            except BaseException as e:  # the writer must outlive anything one batch does
+                for _, f in batch:
+                    if not f.done():
                         f.set_exception(e)
+
+    @staticmethod
+    def _take(item, batch: list) -> None:
+        # a request cancelled while waiting (client gone, server shutting down) is not stored: nobody
+        # would be told, and a retry with the same key stores it once; a running future cannot be cancelled
+        if item[1].set_running_or_notify_cancel():
+            batch.append(item)
+
+    def _store(self, batch: list) -> None:
+        if not batch:
+            return
+        try:
+            events = self.log.append_many([d for d, _ in batch])
+        except Exception:
+            events = None
+        if events is not None:
+            for (_, f), e in zip(batch, events):
+                f.set_result(e)
+            return
+        # one bad decision must not fail its neighbours: store them one by one
+        for d, f in batch:
+            try:
+                e = self.log.append_many([d])[0]
+            except Exception as exc:  # handed back to the waiting request
+                f.set_exception(exc)
+            else:
+                f.set_result(e)
 
     def close(self):
         self._q.put(None)
@@ -115,11 +139,29 @@ _SECURITY_HEADERS = [
 ]
 
 
+def check_crop_inside(box: tuple[int, int, int, int], size: tuple[int, int] | None) -> None:
+    """A crop box must lie inside the image it was drawn on (its own pixels, as shown upright)."""
+    from shiftlab.errors import InputError
+
+    if size is None:
+        raise InputError("a crop box needs an image that can be read")
+    w, h = size
+    if box[2] > w or box[3] > h:
+        raise InputError(f"crop box {list(box)} reaches outside the {w}×{h} image")
+
+
+def cookie_name(token: str) -> str:
+    import hashlib
+
+    return f"{COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:12]}"
+
+
 class TokenGate:
     """Pure ASGI middleware (no per-request task hop, unlike ``@app.middleware``): the access rules above."""
 
     def __init__(self, app, token: str):
         self.app, self.token = app, token
+        self.cookie = cookie_name(token)
 
     def _ok(self, given: str | None) -> bool:
         return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
@@ -129,13 +171,15 @@ class TokenGate:
             return await self.app(scope, receive, send)
         request = Request(scope)
         ok_header = self._ok(request.headers.get(TOKEN_HEADER))
-        ok_cookie = self._ok(request.cookies.get(COOKIE))
+        ok_cookie = self._ok(request.cookies.get(self.cookie))
         if request.method in SAFE_METHODS:
             if self._ok(request.query_params.get("token")):
                 # first visit: trade the URL token for a cookie and drop it from the address bar
                 clean = request.url.remove_query_params("token")
-                resp = RedirectResponse(clean.path + (f"?{clean.query}" if clean.query else ""), 303)
-                resp.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+                # "/" + the path without leading slashes: "//host/x" would leave the site
+                path = "/" + clean.path.lstrip("/")
+                resp = RedirectResponse(path + (f"?{clean.query}" if clean.query else ""), 303)
+                resp.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
                 return await resp(scope, receive, send)
             if not (ok_header or ok_cookie):
                 return await Response("unauthorized", 401, media_type="text/plain")(scope, receive, send)
@@ -175,6 +219,11 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     app.state.committer = committer
 
     app.add_middleware(TokenGate, token=token)
+
+    @app.exception_handler(ShiftlabError)
+    async def _one_line(_request: Request, exc: ShiftlabError):
+        # a broken task file, a dataset gone from the registry: one line for the page, never a 500
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -270,8 +319,14 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         return await run_in_threadpool(collect)
 
     @app.get("/api/tasks/{name}/state")
-    def api_state(name: str):
-        task_of(name)
+    def api_state(name: str, reviewer: str | None = None):
+        task, _ = task_of(name)
+        if task["kind"] == "labelling":
+            # each annotator's votes are their own: a page never opens with someone else's answers
+            if not reviewer:
+                return {}
+            mine = [e for e in log.events(name) if e.reviewer == reviewer or e.decision == "undo"]
+            return {t: e.to_json() for t, e in fold(mine).items() if e.reviewer == reviewer}
         return {t: e.to_json() for t, e in log.state(name).items()}
 
     @app.post("/api/tasks/{name}/decisions")
@@ -283,6 +338,8 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
             tk.check_decision(task, d.decision, d.reason, d.crop)
             if task["kind"] == "labelling":
                 tk.check_submission(task, d.target, d.note)
+            if d.crop is not None:
+                check_crop_inside(check_crop(d.crop), images.size(task["dataset"], d.target))
             pending = committer.submit(dict(reviewer=who(d.reviewer), task=name, target=d.target,
                                             decision=d.decision, reason=d.reason, crop=d.crop, note=d.note, key=d.key))
             e = await asyncio.wrap_future(pending)
@@ -327,6 +384,8 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
 
     @app.get("/hitimg/{name}/{hit}/{pos}")
     async def hit_image(name: str, hit: str, pos: int, size: int | None = None):
+        if size is not None and not 16 <= size <= 2048:
+            raise HTTPException(400, "size: 16 to 2048 px")
         task, _ = task_of(name)
         it = next((i for i in task.get("items", []) if i.get("target") == hit), None)
         if task["kind"] != "labelling" or it is None or not 0 <= pos < len(it["images"]):

@@ -115,6 +115,21 @@ class ImageServer:
             return None
         return p
 
+    def size(self, dataset: str, image_id: str) -> tuple[int, int] | None:
+        """(width, height) of the image as shown (EXIF rotation applied), from its header; None if unreadable."""
+        from PIL import Image
+
+        p = self.path(dataset, image_id)
+        if p is None:
+            return None
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+                turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return None
+        return (h, w) if turned else (w, h)
+
     def _disk_key(self, p: Path, size: int | None) -> Path:
         st = p.stat()
         h = hashlib.sha1(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{size}".encode()).hexdigest()
@@ -122,12 +137,24 @@ class ImageServer:
 
     def in_memory(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
         """The answer when it is already in memory (no file is read), else None."""
-        idx = self._manifests.get(dataset)
-        if idx is None or image_id not in idx[2]:
-            return None
         with self._lock:
             key = self._keys.get((dataset, image_id, size))
-            if key is None or key not in self._cache:
+        if key is None:
+            return None
+        # two stats, no read: a re-registered manifest or an edited file goes the slow way again
+        from shiftlab.registry import dataset_path
+
+        mp = dataset_path(dataset, self.ws)
+        idx = self._manifests.get(dataset)
+        if mp is None or idx is None or idx[0] != mp.stat().st_mtime or idx[2].get(image_id) is None:
+            return None
+        try:
+            if Path(key[0]).stat().st_mtime_ns != key[1]:
+                return None
+        except OSError:
+            return None
+        with self._lock:
+            if key not in self._cache:
                 return None
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -164,6 +191,8 @@ class ImageServer:
             self._keys[(dataset, image_id, size)] = key
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
+            if len(self._keys) > 4 * max(self._max, 1):
+                self._keys = {k: v for k, v in self._keys.items() if v in self._cache}
         return out
 
 

@@ -87,8 +87,8 @@ def check_crop(crop) -> tuple[int, int, int, int] | None:
         return None
     try:
         x0, y0, x1, y1 = (int(round(float(v))) for v in crop)
-    except (TypeError, ValueError):
-        raise InputError(f"crop box {crop!r}: give four numbers x0,y0,x1,y1") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: ±Infinity, which JSON bodies can carry
+        raise InputError(f"crop box {crop!r}: give four finite numbers x0,y0,x1,y1") from None
     if min(x0, y0) < 0 or x1 <= x0 or y1 <= y0:
         raise InputError(f"crop box {crop!r}: need 0 <= x0 < x1 and 0 <= y0 < y1 (pixels)")
     return x0, y0, x1, y1
@@ -164,12 +164,19 @@ class ReviewLog:
                 if r["key"] is not None:
                     old = con.execute(f"SELECT {_COLS} FROM events WHERE key=?", (r["key"],)).fetchone()
                     if old is not None:
-                        out.append(_row_event(old))
+                        prev = _row_event(old)
+                        if (prev.task, prev.target, prev.decision) != (r["task"], r["target"], r["decision"]):
+                            raise InputError(f"key {r['key']!r} already names another decision (event {prev.id})")
+                        out.append(prev)  # a retry: the first one stands
                         continue
                 if r["supersedes"] is not None:
                     if con.execute("SELECT 1 FROM events WHERE id=? AND task=?",
                                    (r["supersedes"], r["task"])).fetchone() is None:
                         raise InputError(f"event {r['supersedes']} does not exist in task {r['task']!r}")
+                    if r["decision"] == UNDO and con.execute(
+                            "SELECT 1 FROM events WHERE decision=? AND supersedes=?",
+                            (UNDO, r["supersedes"])).fetchone() is not None:
+                        raise InputError(f"event {r['supersedes']} is already undone")
                 cur = con.execute(
                     "INSERT INTO events (time, reviewer, task, target, decision, reason, crop, note, supersedes, key)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -213,13 +220,27 @@ class ReviewLog:
         return self.append(reviewer=reviewer, task=e.task, target=e.target, decision=UNDO, supersedes=e.id, key=key)
 
     def undo_last(self, task: str, reviewer: str, *, key: str | None = None) -> Event | None:
-        """Undo this reviewer's latest decision in ``task`` that is still in force (None when there is none)."""
-        events = self.events(task)
-        undone = {e.supersedes for e in events if e.decision == UNDO}
-        for e in reversed(events):
-            if e.reviewer == reviewer and e.decision != UNDO and e.id not in undone:
-                return self.undo(e.id, reviewer=reviewer, key=key)
-        return None
+        """Undo this reviewer's latest decision in ``task`` that is still in force — the decision its target
+        currently shows (None when there is none). Decisions another reviewer has since replaced are left
+        alone. Chosen and undone in one transaction, so two tabs pressing undo at once undo two decisions."""
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            rows = con.execute(f"SELECT {_COLS} FROM events WHERE task=? ORDER BY id", (task,)).fetchall()
+            state = fold(_row_event(r) for r in rows)
+            mine = [e for e in state.values() if e.reviewer == reviewer]
+            if not mine:
+                con.execute("COMMIT")
+                return None
+            e = max(mine, key=lambda x: x.id)
+            time = utc_now()
+            cur = con.execute("INSERT INTO events (time, reviewer, task, target, decision, supersedes, key) "
+                              "VALUES (?,?,?,?,?,?,?)", (time, reviewer, task, e.target, UNDO, e.id, key))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return Event(cur.lastrowid, time, reviewer, task, e.target, UNDO, supersedes=e.id, key=key)
 
     # --- reading ------------------------------------------------------------------------------------
     def event(self, event_id: int) -> Event:

@@ -20,6 +20,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port}: use 1–65535, or 0 for any free one")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -28,9 +30,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
-    except OSError as e:
+    except (OSError, OverflowError) as e:
         sock.close()
-        raise InputError(f"cannot listen on {host}:{port} ({e.strerror or e}); "
+        raise InputError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
                          "pick another --port, or 0 for any free one") from None
     sock.listen(2048)
     sock.set_inheritable(True)

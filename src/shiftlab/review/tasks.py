@@ -78,9 +78,11 @@ def list_tasks(workspace=None) -> list[dict]:
     out = []
     for p in sorted((review_dir(workspace) / "tasks").glob("*.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except ValueError:
+            t = json.loads(p.read_text())
+        except (OSError, ValueError):
             continue  # a hand-edited file gone bad must not take the app down; load_task says why
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("kind") in KINDS:
+            out.append(t)
     return out
 
 
@@ -270,7 +272,9 @@ def labelling_results(log, task: dict) -> pd.DataFrame:
     width = max((len(it["images"]) for it in task["items"]), default=0)
     rows = []
     for (hit, who), e in sorted(latest.items(), key=lambda kv: kv[1].id):
-        it = by_hit[hit]
+        it = by_hit.get(hit)
+        if it is None:
+            continue  # a HIT of an earlier batch under the same task name: not this batch's
         answers = json.loads(e.note)["answers"]
         row = {"HITId": hit, "AssignmentId": f"local-{e.id}", "WorkerId": who, "AssignmentStatus": "Submitted",
                "AcceptTime": e.time, "SubmitTime": e.time, "Input.hit_id": hit, "Input.class_index": it["class_index"]}
@@ -322,7 +326,10 @@ def check_config(cfg: Mapping) -> dict:
         crop = d.get("crop", "no")
         if crop not in ("no", "optional", "required"):
             raise InputError(f"decision {d['name']!r}: 'crop' is one of no, optional, required")
-        out.append({"name": d["name"].strip(), "reasons": reasons, "crop": crop, "help": str(d.get("help", ""))})
+        name = d["name"].strip()
+        if name == "undo" or name in {o["name"] for o in out}:
+            raise InputError(f"decision {name!r}: names must be unique and not 'undo' (the log's own event)")
+        out.append({"name": name, "reasons": reasons, "crop": crop, "help": str(d.get("help", ""))})
     return {"title": str(cfg.get("title", "Image decisions")), "instructions": str(cfg.get("instructions", "")),
             "decisions": out}
 
@@ -354,6 +361,8 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
             raise InputError(f"{len(bad)} queued id(s) are not in {dataset!r} (e.g. {bad[0]!r})")
     names = [d["name"] for d in cfg["decisions"]]
     for q in queue:
+        if q.get("suggestion") is not None and not isinstance(q["suggestion"], Mapping):
+            raise InputError(f"suggestion for {q['id']}: give {{decision, reason?}}, not {q['suggestion']!r}")
         if q.get("suggestion") and q["suggestion"].get("decision") not in names:
             raise InputError(f"suggestion {q['suggestion']!r} for {q['id']} is not one of {', '.join(names)}")
     task = {"kind": "images", "name": name or f"images-{dataset}", "dataset": dataset, "config": cfg, "items": queue}
@@ -364,6 +373,8 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
 def check_decision(task: dict, decision: str, reason: str | None, crop) -> None:
     """Reject a decision the task does not offer (so the log only holds what the page could produce)."""
     kind = task["kind"]
+    if crop is not None and kind != "images":
+        raise InputError(f"a {kind} task takes no crop box")
     if decision == "undo":
         raise InputError("undo through the undo route, naming the event")
     if kind == "duplicates":

@@ -10,9 +10,12 @@
   const reasons = data.reasons;
   const ui = {unrev: document.getElementById("f-unreviewed"), min: document.getElementById("f-min"),
               max: document.getElementById("f-max"), bin: document.getElementById("f-bin"), sort: document.getElementById("f-sort")};
-  const saved = String(getPos("0:0")).split(":");
+  // the position is a class and an image id (an index would point elsewhere once filters or others'
+  // decisions change the list)
+  const saved = String(getPos("0:")).split(":");
   let ci = Math.min(Math.max(0, parseInt(saved[0], 10) || 0), Math.max(0, classes.length - 1));
-  let pos = parseInt(saved[1], 10) || 0;
+  let pos = 0;
+  let savedId = saved.slice(1).join(":") || null;
   let shown = [];
   const thumbs = {};  // class index → {id: data URL}: one request per class instead of one per image
   async function loadThumbs(k) {
@@ -56,8 +59,13 @@
   function render() {
     const c = classes[ci];
     shown = visible();
+    if (savedId !== null) {
+      const i = shown.findIndex((im) => im.id === savedId);
+      if (i >= 0) pos = i;
+      savedId = null;
+    }
     pos = Math.min(Math.max(0, pos), Math.max(0, shown.length - 1));
-    setPos(`${ci}:${pos}`);
+    setPos(`${ci}:${shown[pos] ? shown[pos].id : ""}`);
     renderList();
     if (!c) return;
     document.getElementById("class-head").replaceChildren(

@@ -97,7 +97,8 @@ const SL = (() => {
     });
   }
 
-  const state = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/state`);
+  // a labelling task answers with this reviewer's own submissions only
+  const state = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/state?reviewer=${encodeURIComponent(reviewer())}`);
   const items = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/items`);
 
   // position: the URL hash wins (shareable), then this browser's last position in this task
@@ -124,8 +125,11 @@ const SL = (() => {
   }
 
   function on(keyList, fn) { for (const k of keyList) keys[k] = fn; }
+  const MOVES = new Set(["j", "k", "ArrowDown", "ArrowUp", "ArrowLeft", "ArrowRight"]);
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (!document.getElementById("who-dialog").hidden) return;  // the name form owns the keyboard
+    if (ev.repeat && !MOVES.has(ev.key)) { ev.preventDefault(); return; }  // a held digit decides once
     const t = ev.target;
     const typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
       (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)));
@@ -139,6 +143,7 @@ const SL = (() => {
       return;
     }
     if (ev.key === "?") { overlay("help", document.getElementById("help").hidden); ev.preventDefault(); return; }
+    if (!document.getElementById("help").hidden) return;  // reading the help decides nothing
     const fn = keys[ev.key];
     if (fn) { ev.preventDefault(); if (!document.getElementById("preview").hidden && ev.key !== " ") overlay("preview", false); fn(ev); }
   });

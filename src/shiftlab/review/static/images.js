@@ -30,7 +30,7 @@
   }
   stage.addEventListener("mousedown", (ev) => {
     ev.preventDefault();
-    if (!cropping) return;
+    if (!cropping || !big.complete || !big.naturalWidth) return;  // scale only once this image has loaded
     drag = at(ev); box = null; drawBox();
   });
   window.addEventListener("mousemove", (ev) => {

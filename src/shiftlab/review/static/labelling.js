@@ -37,11 +37,18 @@
   }
   function cols() { return Math.max(1, getComputedStyle(document.getElementById("grid")).gridTemplateColumns.split(" ").length); }
   async function submit() {
-    const h = hits[hi], page = hi, n = answers.filter(Boolean).length;
-    const saving = decide(h.target, "submitted", {note: JSON.stringify({answers})});
+    const h = hits[hi], page = hi, given = answers.slice(), n = given.filter(Boolean).length;
+    const saving = decide(h.target, "submitted", {note: JSON.stringify({answers: given})});
     if (hi + 1 < hits.length) { hi += 1; pos = 0; load(); }
     render();
-    st[h.target] = await saving;
+    try {
+      st[h.target] = await saving;
+    } catch (e) {
+      // not saved: back to that page with its answers, so nothing the annotator did is lost
+      hi = page; pos = 0; answers = given; render();
+      status(`page ${page + 1} was not saved: ${e.message}`, true);
+      return;
+    }
     status(`submitted page ${page + 1}: ${n} of ${h.n} selected`);
     if (hi === page) load();
     render();
