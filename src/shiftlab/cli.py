@@ -587,11 +587,11 @@ def review_serve(
 
 
 def _task_done(task: dict, n: int, what: str) -> None:
-    from shiftlab.review.images import task_thumbnails, warm_thumbnails
+    from shiftlab.review.images import warm_thumbnails
 
     # thumbnails now, so the first page view reads small cached files instead of decoding
-    shown = warm_thumbnails(task, _ws())
-    skipped = len(task_thumbnails(task, _ws())) - shown
+    shown, wanted = warm_thumbnails(task, _ws())
+    skipped = wanted - shown
     out.print(f"review task {task['name']!r} ({task['kind']}): {n} {what}"
               + (f"; {skipped} image(s) could not be decoded and show as gaps" if skipped else "")
               + "; open it with 'shiftlab review serve'")
@@ -844,14 +844,11 @@ def mistakes(
         out.print(f"wrote {p} ({int((res.table.category != mk.NOT_A_MISTAKE).sum())} mistakes) and "
                   f"{p.with_suffix('.csv')} (all {res.n_errors} errors with evidence)")
     if review_task is not None:
-        from shiftlab.review.images import warm_thumbnails
         from shiftlab.review.tasks import images_task
 
         t = images_task(m.name, mk.review_config(), name=review_task, workspace=_ws(),
                         items=mk.review_queue_items(res.table, include_not_mistakes=False))
-        warm_thumbnails(t, _ws())
-        out.print(f"review task {review_task!r}: {len(t['items'])} mistakes to confirm; open it with "
-                  "'shiftlab review serve'")
+        _task_done(t, len(t["items"]), "mistakes to confirm")
     if queue is not None:
         queue.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(queue, {"model": res.model, "dataset": m.name, "items": mk.review_queue_items(res.table)})

@@ -164,20 +164,13 @@ def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) ->
     """The review app's tasks on the demo workspace, so that ``shiftlab review serve`` opens real work:
     the near-duplicate queue of the ImageNetV2 section, the class browser over the voted pool, the HIT
     pages of the world's batch, watermark flagging over the pool and one model's mistakes to confirm."""
-    from dataclasses import replace
-
     from shiftlab.analyze.mistakes import review_config, review_queue_items
     from shiftlab.registry import register_dataset
     from shiftlab.review import tasks as tk
     from shiftlab.review.images import warm_thumbnails
 
     ws = world.workspace
-    # the world's search names its sets train/test/pool; the app finds images by registered name
-    named = {s: f"world-{s}" for s in ("train", "test", "pool")}
-    found = sets.dedup_result()
-    found = replace(found, table=found.table.assign(reference_split=found.table.reference_split.replace(named)),
-                    queue=found.queue.assign(reference_split=found.queue.reference_split.replace(named)))
-    found.write(ws.root / "dedup" / "world-pool")
+    sets.dedup_result().write(ws.root / "dedup" / "world-pool")
     register_dataset(sets.pool, "world-pool-voted", ws)  # the pool with its selection frequencies
     mistakes = next(r for r in study.mistakes if r.model.split(":")[-1] == REVIEW_MISTAKES_MODEL)
     made = [

@@ -3,6 +3,7 @@ HIT batch, and one task of each kind."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +78,7 @@ def build_review_workspace(root: Path) -> ReviewWorkspace:
         "labelling": tk.labelling_task(batch, ["pool", "train"], workspace=ws),
         "images": tk.images_task("pool", "watermarks", workspace=ws),
     }
+    (root / "planted.json").write_text(json.dumps(copies))  # the copies below read it back, never re-derive it
     return ReviewWorkspace(ws, pool, train, copies, tasks, batch)
 
 
@@ -92,26 +94,19 @@ def rws(review_template, tmp_path) -> ReviewWorkspace:
     """A fresh copy per test (the log starts empty), rebuilt cheaply from the module's template."""
     shutil.copytree(review_template, tmp_path / "r", symlinks=True)
     root = tmp_path / "r"
+    from shiftlab.data.layouts import read_dataset
     from shiftlab.data.manifest import Manifest
     from shiftlab.registry import register_dataset
     from shiftlab.review import tasks as tk
     from shiftlab.workspace import Workspace
 
     ws = Workspace.resolve(root / "ws")
-    # manifests hold absolute roots: point the copies at the copied image folders
+    # manifests hold absolute roots: point the copies at the copied image folders (tasks name datasets only)
     for name, folder in (("pool", "poolsrc"), ("train", "train")):
         m = Manifest.load(ws.root / "manifests" / f"{name}.parquet")
         register_dataset(m.with_root(root / folder), name, ws)
-    for t in tk.list_tasks(ws):
-        if t["kind"] == "duplicates":
-            t["dedup_dir"] = str(ws.root / "dedup" / "pool")
-        if t["kind"] == "labelling":
-            t["batch"] = str(root / "batch" / "batch.json")
-        tk.save_task(t, ws)
-    from shiftlab.data.layouts import read_dataset
-
     pool, train = read_dataset("pool", workspace=ws), read_dataset("train", workspace=ws)
-    copies = {f"copy_{j}.png": f"n01440764_{j:04d}.png" for j in range(3)}
+    copies = json.loads((root / "planted.json").read_text())
     return ReviewWorkspace(ws, pool, train, copies, {t["kind"]: t for t in tk.list_tasks(ws)}, root / "batch")
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from shiftlab.curate import dedup as dd
 from shiftlab.curate.revisions import Revision, make_revision, new_revision_name
-from shiftlab.curate.sample import candidate_table, frequency_table, read_dedup_folder
+from shiftlab.curate.sample import candidate_table, frequency_table, read_dedup_folder, read_queue_thresholds
 from shiftlab.curate.votes import attach_frequencies, import_votes
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
@@ -96,19 +96,6 @@ def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Ite
     if reviews is not None:
         out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews)
     return out
-
-
-def read_queue_thresholds(folder: str | os.PathLike) -> dict[str, float] | None:
-    """The thresholds ``dedup`` queued with (``queue_thresholds.json``), None for a folder without them."""
-    import json
-
-    f = Path(folder) / "queue_thresholds.json"
-    if not f.is_file():
-        return None
-    try:
-        return {str(k): float(v) for k, v in json.loads(f.read_text()).items()}
-    except (ValueError, AttributeError, TypeError) as e:
-        raise InputError(f"{f}: not a metric → threshold JSON ({e})") from None
 
 
 # --- sampling a revision from a pool (S1.5) ----------------------------------------------------------------
@@ -244,7 +231,8 @@ def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress:
     pool = attach_frequencies(world.manifest("pool"), votes)
     test = attach_frequencies(world.manifest("test"), votes)
     train_zoo(world.manifest("train"), ws, names=[EMBED_MODEL.split(":")[1]], progress=progress)
-    refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
+    # keyed by registered name, so the neighbour table and queue name sets the review app can open
+    refs = {m.name: m for m in (world.manifest(s) for s in ("train", "test", "pool"))}
     found = dedup_pool(pool, refs, METRICS, k=10, review_k=WORLD_REVIEW_K, model=EMBED_MODEL, size=WORLD_SIZE,
                        workspace=ws, device="cpu", progress=progress)
     thr = dd.quantile_thresholds(found.table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)

@@ -202,6 +202,20 @@ def read_dedup_folder(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(res_f), pd.read_parquet(thr_f)
 
 
+def read_queue_thresholds(folder) -> dict[str, float] | None:
+    """The thresholds ``dedup`` queued with (``queue_thresholds.json``), None for a folder without them."""
+    import json
+    from pathlib import Path
+
+    f = Path(folder) / "queue_thresholds.json"
+    if not f.is_file():
+        return None
+    try:
+        return {str(k): float(v) for k, v in json.loads(f.read_text()).items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise InputError(f"{f}: not a metric → threshold JSON ({e})") from None
+
+
 def eligible_mask(candidates: pd.DataFrame, min_num_annotations: int = 10) -> pd.Series:
     """Eligible (S1.5): not blacklisted, ≥ min_num_annotations, not a near-duplicate, reviewed (S1.3)."""
     c = candidates

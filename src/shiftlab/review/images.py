@@ -223,9 +223,9 @@ def task_thumbnails(task: dict, workspace) -> list[tuple[str, str, int]]:
     return [(im["dataset"], im["id"], THUMB_SIZES["hit"]) for it in task["items"] for im in it["images"]]
 
 
-def warm_thumbnails(task: dict, workspace, *, progress: bool = True) -> int:
-    """Render a task's thumbnails into the workspace's disk cache (with a progress bar); returns how many
-    images could be shown (undecodable ones are skipped and left out of the count)."""
+def warm_thumbnails(task: dict, workspace, *, progress: bool = True) -> tuple[int, int]:
+    """Render a task's thumbnails into the workspace's disk cache (with a progress bar); returns (how many
+    could be shown, how many were wanted) — undecodable images are skipped, never fatal."""
     from shiftlab.progress import bar
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
@@ -236,4 +236,4 @@ def warm_thumbnails(task: dict, workspace, *, progress: bool = True) -> int:
         for ds, i, size in want:
             ok += server.image(ds, i, size) is not None
             b.advance(1)
-    return ok
+    return ok, len(want)
