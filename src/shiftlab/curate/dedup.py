@@ -498,8 +498,9 @@ def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progr
     ra = np.concatenate(uniq) if nq else np.zeros(0, int)
     scores = np.empty(len(qa), np.float64)
     per_image = int(np.prod(qpix.shape[1:]))
-    # CPUs are cache-bound (one 256-px pair at a time is fastest); GPUs want big batches (~128 MiB a map)
-    batch = max(1, (1 << (24 if dev.type == "cuda" else 17)) // per_image)
+    # CPUs are cache-bound: one pair at a time is fastest at every size measured (64–256 px; batch 10 at
+    # 64 px is 1.5× slower, bench/RESULTS.md); GPUs want big batches (~128 MiB a map)
+    batch = max(1, (1 << 24) // per_image) if dev.type == "cuda" else 1
     step = max(batch * 16, 1024)
     with bar(f"dssim on {len(qa)} shortlisted pairs", len(qa), disable=not progress) as b:
         for lo in range(0, len(qa), step):
