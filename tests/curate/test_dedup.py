@@ -86,8 +86,13 @@ def test_ssim_matches_skimage_on_random_and_smooth_pairs():
     smooth = np.stack([np.stack([(127 + 120 * np.sin(xx / (5 + c) + yy / 9 + s)) for c in range(3)])
                        for s in range(2)]).astype(np.uint8)
     shifted = np.roll(smooth, 2, axis=-1)
-    for x, y in ((a, b), (smooth, shifted), (a, a)):
+    # uint8 pixels take the exact integer path, float ones the float64 path; flat images have zero variance
+    black, white = np.zeros_like(a), np.full_like(a, 255)
+    for x, y in ((a, b), (smooth, shifted), (a, a), (a.astype(np.float32), b.astype(np.float32)),
+                 (black, white), (white, white)):
         assert np.abs(ssim_pairs(x, y) - _skimage(x, y)).max() <= 1e-4
+    # batches give what single pairs give
+    np.testing.assert_allclose(ssim_pairs(a, b, batch_size=1), ssim_pairs(a, b, batch_size=3), rtol=0, atol=1e-12)
     np.testing.assert_allclose(dssim_pairs(a, a), 0.0, atol=1e-12)
     with pytest.raises(InputError):
         ssim_pairs(a[:, :, :30, :30], b[:, :, :30, :30])

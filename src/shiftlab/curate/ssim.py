@@ -3,16 +3,16 @@
 Matches scikit-image ``structural_similarity(a, b, win_size=W, channel_axis=-1, data_range=255)`` with its
 defaults (uniform W×W window, ``use_sample_covariance=True``, K1 = 0.01, K2 = 0.03): skimage filters with
 ``mode="reflect"`` and then crops ``(W-1)//2`` px from every side before averaging, so only the "valid"
-windows count — exactly what an unpadded box filter yields. The box filter is a summed-area table
-(cumulative sums, O(H·W) per map whatever the window) rather than a 35×35 convolution. Computed in float64:
-``E[x²] − E[x]²`` on 0–255 values cancels badly in float32, and the sums of integer pixels stay exact.
+windows count — exactly what an unpadded box filter yields. The box filter is a cumulative sum along
+each axis (O(H·W) per map whatever the window) rather than a 35×35 convolution. Computed in float64:
+``E[x²] − E[x]²`` on 0–255 values cancels badly in float32, while in float64 every window sum of integer
+pixels, and every product the formula takes of them, is exact.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from shiftlab.errors import InputError
 
@@ -31,31 +31,49 @@ def ssim_pairs(a, b, *, win_size: int = 35, data_range: float = 255.0, device: s
     if win_size > min(h, w) or win_size % 2 == 0:
         raise InputError(f"SSIM window {win_size} must be odd and at most the image side ({min(h, w)} px)")
     out = np.empty(len(a), np.float64)
-    np_ = win_size * win_size
-    cov_norm = np_ / (np_ - 1.0)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    n_win = win_size * win_size
+    cov_norm = n_win / (n_win - 1.0)
+    # the constants scaled by N² (N = pixels in a window), since the formula below runs on window sums
+    c1, c2 = ((0.01 * data_range) * n_win) ** 2, ((0.03 * data_range) * n_win) ** 2
     dev = torch.device(device)
+    # uint8 pixels: the maps and their cumulative sums along a row are integers below 510² · W, which
+    # int32 holds exactly for rows up to 8,256 px and at half float64's memory traffic; the second pass,
+    # whose sums are larger, runs in float64 (exact below 2^53)
+    dt = torch.int32 if a.dtype == b.dtype == np.uint8 and 510 ** 2 * w < 2 ** 31 else torch.float64
     for lo in range(0, len(a), batch_size):
         hi = min(len(a), lo + batch_size)
-        x = torch.from_numpy(np.array(a[lo:hi])).to(dev, torch.float64)
-        y = torch.from_numpy(np.array(b[lo:hi])).to(dev, torch.float64)
-        n, c = x.shape[:2]
-        # one pooled pass over the five maps: (5·n·C, 1, H, W)
-        maps = torch.stack([x, y, x * x, y * y, x * y]).reshape(5 * n * c, 1, h, w)
-        m = _box_mean(maps, win_size).reshape(5, n, c, h - win_size + 1, w - win_size + 1)
-        ux, uy, uxx, uyy, uxy = m
-        vx = cov_norm * (uxx - ux * ux)
-        vy = cov_norm * (uyy - uy * uy)
-        vxy = cov_norm * (uxy - ux * uy)
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        out[lo:hi] = s.mean(dim=(2, 3)).mean(dim=1).cpu().numpy()
+        x = torch.from_numpy(np.array(a[lo:hi])).to(dev, dt)
+        y = torch.from_numpy(np.array(b[lo:hi])).to(dev, dt)
+        # SSIM needs only 2·ux·uy, ux² + uy², 2·cov(x, y) and var x + var y. With s = x + y and d = x − y
+        # they come from four maps instead of five (x, y, x², y², xy): 4·ux·uy = us² − ud²,
+        # 2(ux² + uy²) = us² + ud², 4·E[xy] = E[s²] − E[d²], 2·E[x² + y²] = E[s²] + E[d²].
+        maps = torch.empty((4, *x.shape), dtype=dt, device=dev)
+        torch.add(x, y, out=maps[0])
+        torch.sub(x, y, out=maps[1])
+        torch.mul(maps[0], maps[0], out=maps[2])
+        torch.mul(maps[1], maps[1], out=maps[3])
+        ss, sd, sss, sdd = _window_sums(_window_sums(maps, win_size, -1).to(torch.float64), win_size, -2)
+        # SSIM of the window means, multiplied through by N⁴: on integer pixels every term up to the last
+        # division is an exact integer in float64 (< 2^53), so nothing cancels
+        sq_diff = ss * ss - sd * sd  # N²·4·ux·uy
+        sq_sum = (ss * ss).add_(sd * sd)  # N²·2(ux² + uy²)
+        num = (0.5 * sq_diff + c1) * (sss - sdd).mul_(n_win).sub_(sq_diff).mul_(0.5 * cov_norm).add_(c2)
+        den = (0.5 * sq_sum + c1) * (sss + sdd).mul_(n_win).sub_(sq_sum).mul_(0.5 * cov_norm).add_(c2)
+        # every channel has the same number of windows: the mean of channel means is the mean over all
+        out[lo:hi] = num.div_(den).flatten(1).mean(dim=1).cpu().numpy()
     return out
 
 
-def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean over every k×k window fully inside the image (like ``avg_pool2d(x, k, stride=1)``)."""
-    s = F.pad(x, (1, 0, 1, 0)).cumsum(-1).cumsum(-2)
-    return (s[..., k:, k:] - s[..., :-k, k:] - s[..., k:, :-k] + s[..., :-k, :-k]) / (k * k)
+def _window_sums(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Sums over every k-long window fully inside ``x`` along ``dim``, by a cumulative sum (O(n) whatever
+    k; ``x`` is overwritten by its cumulative sum, which saves a copy of the maps)."""
+    x.cumsum_(dim)
+    n = x.shape[dim]
+    out = torch.empty(x.shape[:dim % x.ndim] + (n - k + 1,) + x.shape[dim % x.ndim + 1:], dtype=x.dtype,
+                      device=x.device)
+    out.narrow(dim, 0, 1).copy_(x.narrow(dim, k - 1, 1))
+    torch.sub(x.narrow(dim, k, n - k), x.narrow(dim, 0, n - k), out=out.narrow(dim, 1, n - k))
+    return out
 
 
 def dssim_pairs(a, b, **kw) -> np.ndarray:
