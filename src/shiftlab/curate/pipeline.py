@@ -171,8 +171,9 @@ WORLD_REVIEW_K = 10  # the (oracle) reviewer looks at every neighbour kept, so e
 #: (845 for the 513 of the seed-0 world); 20 % queued some 7,200, to find no planted pair that the
 #: aligned metric misses.
 WORLD_QUANTILE = 0.02
-#: dssim is left out here only because on a CPU it costs ~100 s for the world; `shiftlab dedup` offers it
-METRICS = ("l2", "phash", "embedding", "aligned")
+#: ImageNetV2's three (l2, embedding in fc7's place, dssim: ~7 s of the world's run on 2 CPU cores), the
+#: perceptual hash, and aligned for the crop-and-shift copies the others miss
+METRICS = ("l2", "phash", "embedding", "aligned", "dssim")
 #: metrics whose distance does not depend on the data's scale keep their own threshold
 SCALE_FREE = ("aligned",)
 EMBED_MODEL = "world:cnn-medium-s0"
