@@ -59,8 +59,10 @@ def hammer(base, token, task, targets_of, per_client, acked, sent):
                 con.request("POST", f"/api/tasks/{task}/decisions", json.dumps(body), headers)
                 r = con.getresponse()
                 payload = r.read()
-            except OSError:
-                return  # the server died under us: this one was never acknowledged
+            except (OSError, http.client.HTTPException):
+                # the server died under us (maybe halfway through a reply, IncompleteRead): a decision
+                # counts as acknowledged only once its whole reply, with the event id, has arrived
+                return
             if r.status == 200:
                 acked[c].append((key, json.loads(payload)["id"], body))
         con.close()
