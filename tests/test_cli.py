@@ -259,6 +259,32 @@ def test_dedup_queue_reviews_and_resolution_on_the_world(capsys, tmp_path):
     assert code == 2 and "metric must be one of" in stderr
 
 
+
+def test_dedup_reads_review_thresholds_off_the_data(capsys, tmp_path):
+    import json
+
+    import numpy as np
+
+    assert run(capsys, "world", "build")[0] == 0
+    out = tmp_path / "dq"
+    args = ["dedup", "--query", "world-pool", "--reference", "world-train,world-test,world-pool", "--metrics",
+            "l2,phash,aligned", "-k", "10", "--review-k", "5", "--size", "64", "--out", str(out)]
+    code, stdout, _ = run(capsys, *args, "--quantile", "0.02", "--threshold", "phash=3")
+    assert code == 0 and "threshold" in stdout
+    used = json.loads((out / "queue_thresholds.json").read_text())
+    table = pd.read_parquet(out / "neighbours.parquet")
+    looked_at = table[~table.is_self & ~table.same_source & (table["rank"] < 5)]
+    l2 = looked_at[looked_at.metric == "l2"]
+    # the 2 % quantile of what the reviewer would look at; aligned keeps its correlation threshold and an
+    # explicit --threshold wins over the quantile
+    assert used == {"l2": pytest.approx(np.quantile(l2.distance, 0.02)), "aligned": 0.02, "phash": 3.0}
+    queue = pd.read_csv(out / "queue.csv")
+    assert (queue.metric == "l2").sum() == (l2.distance <= used["l2"]).sum() > 0
+    assert queue.loc[queue.metric == "phash", "distance"].max() <= 3
+    # a quantile outside (0, 1) is a one-line error, and nothing is written
+    code, _, stderr = run(capsys, *args[:-1], str(tmp_path / "dq0"), "--quantile", "1.5")
+    assert code == 2 and "--quantile 1.5" in stderr and not (tmp_path / "dq0").exists()
+
 def test_sample_revisions_from_the_worlds_votes(capsys, tmp_path):
     assert run(capsys, "world", "build")[0] == 0
     world = tmp_path / "ws" / "world"

@@ -366,6 +366,10 @@ def dedup(
                                                                        "give the embedding metric."),
     size: int = typer.Option(256, help="Side of the scaled copies compared, px."),
     threshold: list[str] = typer.Option([], help="metric=value, overriding a review threshold (repeatable)."),
+    quantile: float | None = typer.Option(None, help="Read the review thresholds off the data: this quantile "
+                                                     "of each metric's distances to the first review-k "
+                                                     "neighbours (e.g. 0.02; aligned keeps its own). For data "
+                                                     "unlike ImageNet's photos or sizes other than 256 px."),
     reviews: Path | None = typer.Option(None, help="Review decisions CSV query,reference,is_duplicate,reviewer: "
                                                    "adds review thresholds and the S1.4 resolution."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N] (SSIM and embeddings)."),
@@ -385,17 +389,21 @@ def dedup(
             raise InputError(f"--threshold {t!r}: use metric=value, e.g. l2=1.2e8") from None
         if not sep or name.strip() not in dd.IMAGENETV2_THRESHOLDS:
             raise InputError(f"--threshold {t!r}: metric must be one of {', '.join(dd.IMAGENETV2_THRESHOLDS)}")
+    if quantile is not None and not 0 < quantile < 1:
+        raise InputError(f"--quantile {quantile}: give a fraction between 0 and 1, e.g. 0.02")
     review_table = dd.read_review_csv(reviews) if reviews else None
     q = read_dataset(query, workspace=_ws())
     refs = {name.strip(): read_dataset(name.strip(), workspace=_ws()) for name in reference.split(",") if name.strip()}
     r = dedup_pool(q, refs, [m.strip() for m in metrics.split(",") if m.strip()], k, review_k=review_k,
-                   thresholds=thresholds or None, reviews=review_table, model=embed_model, size=size,
-                   workspace=_ws(), device=device, progress=True)
+                   thresholds=thresholds or None, quantile=quantile, reviews=review_table, model=embed_model,
+                   size=size, workspace=_ws(), device=device, progress=True)
     written = r.write(out_dir or _ws().root / "dedup" / q.name)
     t = _table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
-               ["metric", "queued pairs", "candidates queued"], right=("queued pairs", "candidates queued"))
-    for metric, g in r.queue.groupby("metric"):
-        t.add_row(str(metric), str(len(g)), str(g.query_id.nunique()))
+               ["metric", "threshold", "queued pairs", "candidates queued"],
+               right=("threshold", "queued pairs", "candidates queued"))
+    for metric, thr in sorted(r.queue_thresholds.items()):
+        g = r.queue[r.queue["metric"] == metric]
+        t.add_row(metric, f"{thr:.4g}", f"{len(g):,}", f"{g.query_id.nunique():,}")
     out.print(t)
     if r.resolution is not None:
         out.print(f"{len(r.links)} reviewed duplicate links: {int((~r.resolution.keep).sum())} of "

@@ -32,8 +32,8 @@ Metrics, all on the "scaled" copy (``size``×``size`` RGB uint8, aspect ratio no
     (digits, product shots), while at its best alignment it is almost an exact match.
   - ``dssim``: (1 − SSIM)/2, SSIM as scikit-image's with a 35-px window (``shiftlab.curate.ssim``). It is
     only computed on a shortlist — the union of the other metrics' top-k pairs (l2's when dssim is
-    alone) — and ranked within it; never on all pairs. Cost: about 10 ms per 256-px pair on one CPU
-    core (float64, summed-area tables), far less batched on a GPU (``device``).
+    alone) — and ranked within it; never on all pairs. Cost: about 2.7 ms per 256-px pair on 2 CPU
+    cores (exact window sums, one pair at a time; bench/RESULTS.md), far less batched on a GPU (``device``).
 
 All top-k searches are exact (``knn``): FAISS shortlists per chunk pair, the shortlist is re-scored in
 float64 and merged by (distance, reference row), so chunked and unchunked runs agree, and chunk results
@@ -715,11 +715,20 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
                          "reason": [decision[i][1] for i in ids]})
 
 
+#: metrics whose threshold means the same on any data and at any size (``aligned``: a correlation), which
+#: ``quantile_thresholds`` therefore leaves at their own value
+SCALE_FREE = ("aligned",)
+
+
 def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
     """Review thresholds read off the data: per metric, the ``q`` quantile of the distances to the first
-    ``review_k`` neighbours that are neither the image itself nor of the same source.
+    ``review_k`` neighbours that are neither the image itself nor of the same source; ``SCALE_FREE``
+    metrics keep their own threshold.
 
-    For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more),
-    where the published 256-px thresholds mean nothing."""
+    For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more)
+    or compared at another size than 256 px, where the published thresholds mean nothing."""
+    if not 0 < q < 1:
+        raise InputError(f"threshold quantile {q} must lie between 0 and 1 (e.g. 0.02)")
     base = table[~table["is_self"] & ~table["same_source"] & (table["rank"] < review_k)]
-    return {str(m): float(np.quantile(g["distance"], q)) for m, g in base.groupby("metric")}
+    return {str(m): (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE else float(np.quantile(g["distance"], q)))
+            for m, g in base.groupby("metric")}

@@ -82,17 +82,24 @@ def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[st
 
 def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Iterable[str] = ("l2", "dssim", "phash"),
                k: int = 100, *, review_k: int = 30, thresholds: Mapping[str, float] | None = None,
-               reviews: pd.DataFrame | None = None, progress: bool = False, **search) -> DedupResult:
+               quantile: float | None = None, reviews: pd.DataFrame | None = None, progress: bool = False,
+               **search) -> DedupResult:
     """Near-duplicates of the candidate pool ``query`` among ``references`` (S1.3), and with ``reviews``
     their resolution (S1.4; ``resolve_reviews``).
 
     metrics, k, review_k and ``search`` (model, size, align_size, workspace, device, …) go to
-    ``find_near_duplicates``; thresholds (metric → distance) override ``IMAGENETV2_THRESHOLDS`` in the
-    review queue."""
+    ``find_near_duplicates``. The review queue's thresholds are ``IMAGENETV2_THRESHOLDS``, or with
+    ``quantile`` read off the data (``quantile_thresholds``), and ``thresholds`` (metric → distance) override
+    either."""
     table = dd.find_near_duplicates(query, references, list(metrics), k, review_k=review_k, progress=progress,
                                     **search)
-    used = {m: t for m, t in dd.merged_thresholds(thresholds).items() if m in set(table["metric"])}
-    out = DedupResult(table, dd.review_queue(table, thresholds or None, review_k=review_k), queue_thresholds=used)
+    explicit = dict(thresholds or {})
+    if "fc7" in explicit:  # fc7 names the embedding metric's threshold (ImageNetV2's name for it)
+        explicit.setdefault("embedding", explicit["fc7"])
+    chosen = {**(dd.quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
+              **explicit}
+    used = {m: t for m, t in dd.merged_thresholds(chosen).items() if m in set(table["metric"])}
+    out = DedupResult(table, dd.review_queue(table, used, review_k=review_k), queue_thresholds=used)
     if reviews is not None:
         out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews)
     return out
@@ -174,8 +181,6 @@ WORLD_QUANTILE = 0.02
 #: ImageNetV2's three (l2, embedding in fc7's place, dssim: ~7 s of the world's run on 2 CPU cores), the
 #: perceptual hash, and aligned for the crop-and-shift copies the others miss
 METRICS = ("l2", "phash", "embedding", "aligned", "dssim")
-#: metrics whose distance does not depend on the data's scale keep their own threshold
-SCALE_FREE = ("aligned",)
 EMBED_MODEL = "world:cnn-medium-s0"
 
 
@@ -234,11 +239,9 @@ def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress:
     train_zoo(world.manifest("train"), ws, names=[EMBED_MODEL.split(":")[1]], progress=progress)
     # keyed by registered name, so the neighbour table and queue name sets the review app can open
     refs = {m.name: m for m in (world.manifest(s) for s in ("train", "test", "pool"))}
-    found = dedup_pool(pool, refs, METRICS, k=10, review_k=WORLD_REVIEW_K, model=EMBED_MODEL, size=WORLD_SIZE,
-                       workspace=ws, device="cpu", progress=progress)
-    thr = dd.quantile_thresholds(found.table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)
-    thr.update({m: dd.IMAGENETV2_THRESHOLDS[m] for m in SCALE_FREE if m in thr})
-    queue = dd.review_queue(found.table, thr, review_k=WORLD_REVIEW_K)
+    found = dedup_pool(pool, refs, METRICS, k=10, review_k=WORLD_REVIEW_K, quantile=WORLD_QUANTILE,
+                       model=EMBED_MODEL, size=WORLD_SIZE, workspace=ws, device="cpu", progress=progress)
+    thr, queue = found.queue_thresholds, found.queue
 
     # the oracle reviewer decides every queued pair: a duplicate exactly when it was planted
     planted = {frozenset((d["id"], d["source_id"])) for d in world.truth()["duplicates"]}
