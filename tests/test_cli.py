@@ -278,6 +278,9 @@ def test_dedup_reads_review_thresholds_off_the_data(capsys, tmp_path):
     # the 2 % quantile of what the reviewer would look at; aligned keeps its correlation threshold and an
     # explicit --threshold wins over the quantile
     assert used == {"l2": pytest.approx(np.quantile(l2.distance, 0.02)), "aligned": 0.02, "phash": 3.0}
+    rows = {line.split()[1]: line.split()[3] for line in stdout.splitlines() if line.split()[1:2] in
+            (["l2"], ["phash"], ["aligned"])}
+    assert rows == {"l2": f"{used['l2']:.4g}", "phash": "3", "aligned": "0.02"}  # the table prints them
     queue = pd.read_csv(out / "queue.csv")
     assert (queue.metric == "l2").sum() == (l2.distance <= used["l2"]).sum() > 0
     assert queue.loc[queue.metric == "phash", "distance"].max() <= 3

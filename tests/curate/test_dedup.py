@@ -20,6 +20,7 @@ from shiftlab.curate.dedup import (
     knn,
     phash_bits,
     quantile_thresholds,
+    queue_thresholds,
     read_review_csv,
     resolve_duplicates,
     review_queue,
@@ -86,13 +87,23 @@ def test_ssim_matches_skimage_on_random_and_smooth_pairs():
     smooth = np.stack([np.stack([(127 + 120 * np.sin(xx / (5 + c) + yy / 9 + s)) for c in range(3)])
                        for s in range(2)]).astype(np.uint8)
     shifted = np.roll(smooth, 2, axis=-1)
-    # uint8 pixels take the exact integer path, float ones the float64 path; flat images have zero variance
+    # uint8 pixels take the exact integer path, float64 ones (not integer-valued) the float path. Both agree
+    # with scikit-image to ~1e-15; 1e-10 (not the spec's 1e-4) so that a wrong constant or covariance
+    # normalisation, which moves SSIM by ~1e-7 on these pairs, cannot pass.
+    fa, fb = a + rng.random(a.shape), b * 0.9 + rng.random(b.shape)
+    for x, y in ((a, b), (smooth, shifted), (a, a), (fa, fb)):
+        assert np.abs(ssim_pairs(x, y) - _skimage(x, y)).max() <= 1e-10
+    # flat images: zero variance, so only the constants keep SSIM finite (black vs white: ≈ 1e-4)
     black, white = np.zeros_like(a), np.full_like(a, 255)
-    for x, y in ((a, b), (smooth, shifted), (a, a), (a.astype(np.float32), b.astype(np.float32)),
-                 (black, white), (white, white)):
-        assert np.abs(ssim_pairs(x, y) - _skimage(x, y)).max() <= 1e-4
-    # batches give what single pairs give
-    np.testing.assert_allclose(ssim_pairs(a, b, batch_size=1), ssim_pairs(a, b, batch_size=3), rtol=0, atol=1e-12)
+    for x, y in ((black, white), (white, white)):
+        np.testing.assert_allclose(ssim_pairs(x, y), _skimage(x, y), rtol=1e-9, atol=0)
+    # another window, another data range, a rectangular image just one window high
+    tall = rng.integers(0, 256, (2, 1, 7, 30), dtype=np.uint8)
+    tall_b = rng.integers(0, 256, tall.shape, dtype=np.uint8)
+    ref = [structural_similarity(x[0], y[0], win_size=7, data_range=100) for x, y in zip(tall, tall_b)]
+    np.testing.assert_allclose(ssim_pairs(tall, tall_b, win_size=7, data_range=100), ref, rtol=0, atol=1e-10)
+    # batches, a partial last one included, give what single pairs give
+    np.testing.assert_allclose(ssim_pairs(a, b, batch_size=1), ssim_pairs(a, b, batch_size=2), rtol=0, atol=1e-12)
     np.testing.assert_allclose(dssim_pairs(a, a), 0.0, atol=1e-12)
     with pytest.raises(InputError):
         ssim_pairs(a[:, :, :30, :30], b[:, :, :30, :30])
@@ -204,6 +215,32 @@ def test_review_queue_and_thresholds():
     assert th.loc["q1", "l2"] == NO_THRESHOLD  # p9 is same-source, q1 itself
     assert th.loc["q2", "dssim"] == NO_THRESHOLD and th.loc["q2", "phash"] == 10
 
+
+
+def test_queue_thresholds_from_defaults_quantiles_and_overrides():
+    t = _table([
+        ("q1", "pool", "q1", "l2", 0, 0.0, True, False),     # itself: never counts
+        ("q1", "pool", "p9", "l2", 1, 1.0, False, True),     # same source: never counts
+        ("q1", "pool", "p2", "l2", 2, 10.0, False, False),
+        ("q1", "pool", "p3", "l2", 3, 20.0, False, False),
+        ("q1", "pool", "p4", "l2", 4, 30.0, False, False),
+        ("q1", "pool", "p5", "l2", 9, 1000.0, False, False),  # beyond review_k = 5
+        ("q1", "pool", "p2", "aligned", 0, 0.5, False, False),
+        ("q1", "pool", "q1", "dssim", 0, 0.0, True, False),   # dssim's only looked-at row is itself…
+        ("q1", "pool", "p7", "dssim", 7, 0.4, False, False),  # …so its quantile comes from the deeper one
+        ("q1", "pool", "p2", "embedding", 0, 50.0, False, False),
+    ])
+    assert queue_thresholds(t) == {m: IMAGENETV2_THRESHOLDS[m] for m in ("l2", "aligned", "dssim", "embedding")}
+    # the 25 % quantile of 10, 20, 30 is 15 (linear interpolation), the median 20; aligned keeps 0.02
+    q = queue_thresholds(t, quantile=0.25, review_k=5)
+    assert q == {"l2": 15.0, "aligned": 0.02, "dssim": 0.4, "embedding": 50.0}
+    assert queue_thresholds(t, quantile=0.5, review_k=5)["l2"] == 20.0
+    # an explicit threshold wins over the quantile; fc7 is ImageNetV2's name for embedding's
+    q = queue_thresholds(t, {"l2": 12.0, "fc7": 7.0}, quantile=0.25, review_k=5)
+    assert q["l2"] == 12.0 and q["embedding"] == 7.0 and "fc7" not in q and "phash" not in q
+    for bad in (0, 1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="quantile"):
+            quantile_thresholds(t, bad)
 
 def test_read_review_csv(tmp_path):
     f = tmp_path / "r.csv"

@@ -544,6 +544,20 @@ def review_queue(table: NeighbourTable, thresholds: Mapping[str, float] | None =
     return q.sort_values(["metric", "query_id", "rank", "reference_split"])[QUEUE_COLUMNS].reset_index(drop=True)
 
 
+
+def queue_thresholds(table: NeighbourTable, thresholds: Mapping[str, float] | None = None, *,
+                     quantile: float | None = None, review_k: int = 30) -> dict[str, float]:
+    """The review threshold of each metric in ``table``: ``IMAGENETV2_THRESHOLDS``, or with ``quantile``
+    those read off the data (``quantile_thresholds``); ``thresholds`` (metric → distance; ``fc7`` also
+    names embedding's) override either."""
+    explicit = dict(thresholds or {})
+    if "fc7" in explicit:  # ImageNetV2's name for the embedding metric's threshold
+        explicit.setdefault("embedding", explicit["fc7"])
+    chosen = {**(quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
+              **explicit}
+    present = set(table["metric"])
+    return {m: t for m, t in merged_thresholds(chosen).items() if m in present}
+
 def _pair_set(pairs) -> set[frozenset]:
     return {frozenset((str(a), str(b))) for a, b in pairs}
 
@@ -729,6 +743,12 @@ def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 
     or compared at another size than 256 px, where the published thresholds mean nothing."""
     if not 0 < q < 1:
         raise InputError(f"threshold quantile {q} must lie between 0 and 1 (e.g. 0.02)")
-    base = table[~table["is_self"] & ~table["same_source"] & (table["rank"] < review_k)]
-    return {str(m): (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE else float(np.quantile(g["distance"], q)))
-            for m, g in base.groupby("metric")}
+    eligible = table[~table["is_self"] & ~table["same_source"]]
+    out = {}
+    for m, g in eligible.groupby("metric"):
+        looked_at = g[g["rank"] < review_k]
+        # a metric whose first review_k neighbours are all the image itself or its own source: the
+        # quantile of the deeper ones, rather than ImageNetV2's 256-px default through the merge
+        out[str(m)] = (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE
+                       else float(np.quantile((looked_at if len(looked_at) else g)["distance"], q)))
+    return out

@@ -93,12 +93,7 @@ def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Ite
     either."""
     table = dd.find_near_duplicates(query, references, list(metrics), k, review_k=review_k, progress=progress,
                                     **search)
-    explicit = dict(thresholds or {})
-    if "fc7" in explicit:  # fc7 names the embedding metric's threshold (ImageNetV2's name for it)
-        explicit.setdefault("embedding", explicit["fc7"])
-    chosen = {**(dd.quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
-              **explicit}
-    used = {m: t for m, t in dd.merged_thresholds(chosen).items() if m in set(table["metric"])}
+    used = dd.queue_thresholds(table, thresholds, quantile=quantile, review_k=review_k)
     out = DedupResult(table, dd.review_queue(table, used, review_k=review_k), queue_thresholds=used)
     if reviews is not None:
         out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews)
@@ -173,10 +168,10 @@ def sample_pool_revision(pool: Manifest, variant: str, *, seed: int, dedup_dir: 
 #: the world's images are 32 px: compare them at 64 px (room for the 35-px SSIM window)
 WORLD_SIZE = 64
 WORLD_REVIEW_K = 10  # the (oracle) reviewer looks at every neighbour kept, so every candidate ends reviewed
-#: review thresholds of l2, phash and embedding: this quantile of the distances to the first review_k
-#: neighbours (their scales depend on the data). 2 % keeps the queue near 1.6 pairs per candidate
-#: (845 for the 513 of the seed-0 world); 20 % queued some 7,200, to find no planted pair that the
-#: aligned metric misses.
+#: review thresholds of l2, phash, embedding and dssim: this quantile of the distances to the first
+#: review_k neighbours (their scales depend on the data). 2 % keeps the queue near 2 pairs per candidate
+#: (1,014 pairs in 1,618 rows for the 513 of the seed-0 world; 845 before dssim joined); 20 % queued some
+#: 7,200, to find no planted pair that the aligned metric misses.
 WORLD_QUANTILE = 0.02
 #: ImageNetV2's three (l2, embedding in fc7's place, dssim: ~7 s of the world's run on 2 CPU cores), the
 #: perceptual hash, and aligned for the crop-and-shift copies the others miss

@@ -5,8 +5,8 @@ defaults (uniform W×W window, ``use_sample_covariance=True``, K1 = 0.01, K2 = 0
 ``mode="reflect"`` and then crops ``(W-1)//2`` px from every side before averaging, so only the "valid"
 windows count — exactly what an unpadded box filter yields. The box filter is a cumulative sum along
 each axis (O(H·W) per map whatever the window) rather than a 35×35 convolution. Computed in float64:
-``E[x²] − E[x]²`` on 0–255 values cancels badly in float32, while in float64 every window sum of integer
-pixels, and every product the formula takes of them, is exact.
+``E[x²] − E[x]²`` on 0–255 values cancels badly in float32, while in float64 the window sums of integer
+pixels and the differences that would cancel (N·Σx² − (Σx)², for windows up to ~430 px) are exact.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def ssim_pairs(a, b, *, win_size: int = 35, data_range: float = 255.0, device: s
         torch.mul(maps[0], maps[0], out=maps[2])
         torch.mul(maps[1], maps[1], out=maps[3])
         ss, sd, sss, sdd = _window_sums(_window_sums(maps, win_size, -1).to(torch.float64), win_size, -2)
-        # SSIM of the window means, multiplied through by N⁴: on integer pixels every term up to the last
-        # division is an exact integer in float64 (< 2^53), so nothing cancels
+        # SSIM of the window means, multiplied through by N⁴. On integer pixels the sums, their squares and
+        # the differences N·S_ss − S_s² (which would cancel in means) are exact integers in float64 (< 2^53);
+        # only the constants, the scaling and the final products round, at relative error ~1e-16
         sq_diff = ss * ss - sd * sd  # N²·4·ux·uy
         sq_sum = (ss * ss).add_(sd * sd)  # N²·2(ux² + uy²)
         num = (0.5 * sq_diff + c1) * (sss - sdd).mul_(n_win).sub_(sq_diff).mul_(0.5 * cov_norm).add_(c2)
