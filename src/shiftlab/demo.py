@@ -131,11 +131,12 @@ def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
                   "The world's candidate pool goes through ImageNetV2's process with the same code a dataset "
                   "builder runs from the CLI: the simulated crowd's votes give each candidate a selection "
                   "frequency; near-duplicates of train, test and pool images are searched with l2, DSSIM, "
-                  "embedding and perceptual-hash distances (review thresholds read off the data, as the digits resemble "
-                  "one another far more than photos do) and with l2 at the best of a few small crops and shifts "
-                  "(its own threshold: correlation ≥ 0.99), and reviewed — here by an oracle that knows the planted "
-                  "pairs, in the real process by a person — then resolved; and the three variants are sampled, "
-                  "10 images per class. Every zoo model is then evaluated on each variant.", anchor="imagenetv2")
+                  "embedding and perceptual-hash distances (review thresholds read off the data, as the digits "
+                  "resemble one another far more than photos do) and with l2 at the best of a few small crops "
+                  "and shifts (its own threshold: correlation ≥ 0.99), and reviewed — here by an oracle that knows "
+                  "the planted pairs, in the real process by a person — then resolved; and the three variants are "
+                  "sampled, 10 images per class. Every zoo model is then evaluated on each variant.",
+                  anchor="imagenetv2")
     pct = lambda v: "—" if v != v else f"{100 * v:.1f}"  # noqa: E731
     sec.table(table, caption="Drop = world-test top-1 − variant top-1, over the zoo, in points. The last "
               "three columns count planted facts that reached each set.",
