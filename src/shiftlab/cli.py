@@ -112,9 +112,7 @@ def eval_cmd(
         base = get_recipe(recipe).to_json()
         overrides = {**{k: base[k] for k in ("resize", "crop", "interpolation", "mean", "std", "mode", "square")},
                      **{k: v for k, v in overrides.items() if v is not None}}
-    specs = [m.strip() for m in models.split(",") if m.strip()]
-    if not specs:
-        raise InputError("--models is empty; give one or more model specs, comma-separated")
+    specs = _specs(models)
     res = evaluate(dataset, specs, workspace=_ws(), layout=layout, root=str(root) if root else None,
                    vocabulary=_vocab(vocabulary), device=device, batch_size=batch_size,
                    recipe_overrides=overrides, workers=workers)
@@ -518,7 +516,7 @@ def robustness(
     else:
         from shiftlab.evaluate import evaluate
 
-        specs = [m.strip() for m in models.split(",") if m.strip()]
+        specs = _specs(models)
         a = evaluate(id_set, specs, workspace=_ws()).table
         b = evaluate(ood_set, specs, workspace=_ws()).table
         a["dataset"], b["dataset"] = "id", "ood"
@@ -815,9 +813,8 @@ def mistakes(
             ctx["cues"] = {str(i): [int(c) for c in v] for i, v in raw.items()}
         except (OSError, ValueError, TypeError, AttributeError) as e:
             raise InputError(f"{cues}: expected a JSON object {{image id: [class, …]}} ({e})") from None
-    res = mk.find_mistakes(m, model, workspace=_ws(), train=ctx["train"], hierarchy=ctx["hierarchy"],
-                           cues=ctx["cues"], feature_model=feature_model, k=k, min_neighbours=min_neighbours,
-                           max_hops=max_hops, device=device, batch_size=batch_size)
+    res = mk.find_mistakes(m, model, workspace=_ws(), **ctx, feature_model=feature_model, k=k,
+                           min_neighbours=min_neighbours, max_hops=max_hops, device=device, batch_size=batch_size)
     frac = res.fractions()
     t = _table(f"{res.model} on {m.name}: {res.n_errors} top-1 errors of {res.n_images} scored images "
                f"(top-1 {_pct(res.top1)} %)", ["category", "errors", "share %"], right=("errors", "share %"))
@@ -878,8 +875,9 @@ def confusions(
     from shiftlab.predict.engine import predict
 
     m = _labelled_dataset(dataset, labels)
-    pairs = model_confusions(m, predict(m, _specs(models), workspace=_ws()))
-    n_models = len(_specs(models))
+    specs = _specs(models)
+    pairs = model_confusions(m, predict(m, specs, workspace=_ws()))
+    n_models = len(specs)
     t = _table(f"{m.name}: {int(pairs['count'].sum()) if len(pairs) else 0} top-1 errors of {n_models} model(s) "
                f"in {len(pairs)} class pairs", ["class a", "class b", "errors", "models"], right=("errors", "models"))
     for r in pairs.head(top).itertuples():

@@ -25,11 +25,13 @@ class MultilabelStudy:
 def multilabel_study(world, specs: list[str], *, progress: bool = True) -> MultilabelStudy:
     """Every model on the world's multi-label set: accuracies, pre-categorised errors, confusions."""
     ml = world.manifest("multilabel")
+    ctx = mk.default_context(ml, world.workspace)
+    # find_mistakes stores each model's logits with its features; the plain predictions after it are then
+    # read from that cache (the other order would run every model twice: a cell stored without features
+    # is incomplete for a request that wants them)
+    results = [mk.find_mistakes(ml, s, workspace=world.workspace, **ctx, progress=progress) for s in specs]
     preds = predict(ml, specs, workspace=world.workspace, progress=progress)
     acc = multilabel_summary(ml, preds)
-    ctx = mk.default_context(ml, world.workspace)
-    results = [mk.find_mistakes(ml, s, workspace=world.workspace, train=ctx["train"], hierarchy=ctx["hierarchy"],
-                                cues=ctx["cues"], progress=progress) for s in specs]
     return MultilabelStudy(acc, mk.category_fractions(results), mk.model_confusions(ml, preds), results)
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 from shiftlab.data.hierarchy import DEFAULT_MAX_HOPS, Hierarchy, imagenet_hierarchy, load_hierarchy
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes
+from shiftlab.metrics.multilabel import predicted_top1, problematic_mask
 
 NOT_A_MISTAKE = "Not a mistake"
 FINE_GRAINED = "Fine-grained error"
@@ -139,14 +140,6 @@ def save_mistakes(records: pd.DataFrame, path: str | os.PathLike, *, include_not
     return path
 
 
-def category_counts(records: pd.DataFrame) -> pd.DataFrame:
-    """``category, severity`` counts of a records (or pre-categorised) table, categories in CATEGORIES order."""
-    c = records.groupby(["category", "severity"], dropna=False).size().rename("n").reset_index()
-    order = {k: i for i, k in enumerate(CATEGORIES)}
-    return c.sort_values(["category", "severity"], key=lambda s: s.map(order) if s.name == "category" else s,
-                         kind="stable").reset_index(drop=True)
-
-
 # --- class confusions --------------------------------------------------------------------------------------
 CONFUSION_COLUMNS = ["a", "b", "a_name", "b_name", "count"]
 
@@ -214,12 +207,8 @@ def confusion_pairs(labels: np.ndarray, top1_by_model: Mapping[str, np.ndarray] 
     DataFrame ``a, b, a_name, b_name, count, models`` (a < b; ``models`` = how many models make the
     confusion at least once), most frequent first.
     """
-    from shiftlab.metrics.multilabel import top1_of
-
     if not isinstance(top1_by_model, Mapping):
-        top1_by_model = {p.model: np.where(p.valid, top1_of(np.nan_to_num(p.values) if p.score_kind == "scores"
-                                                            else p.values, p.score_kind), -1)
-                         for p in top1_by_model}
+        top1_by_model = {p.model: predicted_top1(p) for p in top1_by_model}
     y = np.asarray(labels, np.int64)
     parts = []
     for m, t in top1_by_model.items():
@@ -243,8 +232,9 @@ def confusion_pairs(labels: np.ndarray, top1_by_model: Mapping[str, np.ndarray] 
 def model_confusions(manifest, predictions: Sequence) -> pd.DataFrame:
     """``confusion_pairs`` of ``ModelPredictions`` on a manifest. With multi-label columns, errors that the
     multi-labels accept (no confusion at all) and problematic images (no usable label) are not counted."""
-    from shiftlab.metrics.multilabel import LabelSets, has_multilabels, top1_of
+    from shiftlab.metrics.multilabel import LabelSets, has_multilabels
 
+    top1 = {p.model: predicted_top1(p) for p in predictions}
     exclude = None
     if has_multilabels(manifest):
         k = len(manifest.vocabulary)
@@ -252,9 +242,8 @@ def model_confusions(manifest, predictions: Sequence) -> pd.DataFrame:
         ok = LabelSets.from_lists(t["correct_multi_labels"].tolist(), k).union(
             LabelSets.from_lists(t["unclear_multi_labels"].tolist(), k))
         bad = problematic_mask(t["is_problematic"])
-        exclude = {p.model: bad | ok.contains(top1_of(np.nan_to_num(p.values) if p.score_kind == "scores"
-                                                      else p.values, p.score_kind)) for p in predictions}
-    return confusion_pairs(manifest.labels, predictions, class_names=manifest.vocabulary.names, exclude=exclude)
+        exclude = {m: bad | ok.contains(t1) for m, t1 in top1.items()}
+    return confusion_pairs(manifest.labels, top1, class_names=manifest.vocabulary.names, exclude=exclude)
 
 
 def confusion_figure(pairs: pd.DataFrame, top: int = 15, *, title: str | None = None):
@@ -392,11 +381,6 @@ def precategorize(ids: Sequence[str], labels: np.ndarray, top1: np.ndarray, *,
     return pd.DataFrame(rows, columns=cols)
 
 
-def problematic_mask(values: Sequence) -> np.ndarray:
-    """Bool (N,) from an ``is_problematic`` column (None/NaN for unlabelled rows → False)."""
-    return np.array([bool(v) if v is not None and v == v else False for v in values], bool)
-
-
 @dataclass
 class MistakesResult:
     """The pre-categorised top-1 errors of one model on one set."""
@@ -488,7 +472,7 @@ def find_mistakes(dataset, model: str, *, workspace=None, train=None, hierarchy:
     ``feature_model`` (default: ``model`` itself; precomputed predictions carry no features, so check 3 is
     then skipped). Multi-labels come from the manifest's columns when it has them.
     """
-    from shiftlab.metrics.multilabel import has_multilabels, top1_of
+    from shiftlab.metrics.multilabel import has_multilabels
     from shiftlab.models.specs import resolve_alias, split_spec
     from shiftlab.predict.engine import predict
 
@@ -497,8 +481,7 @@ def find_mistakes(dataset, model: str, *, workspace=None, train=None, hierarchy:
     kw = dict(workspace=workspace, device=device, batch_size=batch_size, progress=progress)
     # one pass gives the logits and, when the model is its own feature model, the features too
     p = predict(dataset, [model], features=neighbours and fmodel == model, **kw)[0]
-    top1 = np.where(p.valid, top1_of(np.nan_to_num(p.values) if p.score_kind == "scores" else p.values,
-                                     p.score_kind), -1)
+    top1 = predicted_top1(p)
     checks: dict = {}
     nb = None
     if neighbours:

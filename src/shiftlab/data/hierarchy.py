@@ -17,7 +17,7 @@ import json
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -43,7 +43,7 @@ class Hierarchy:
     def __len__(self) -> int:
         return len(self.class_nodes)
 
-    @property
+    @cached_property  # asked once per pair by shared_superclass; the hierarchy never changes
     def roots(self) -> set[str]:
         nodes = set(self.parents) | {p for ps in self.parents.values() for p in ps}
         return {n for n in nodes if not self.parents.get(n)}

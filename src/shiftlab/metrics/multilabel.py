@@ -30,7 +30,7 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -419,14 +419,11 @@ def attach_multilabels(manifest, labels: pd.DataFrame | str | os.PathLike, *,
     _put_column(t, "is_problematic", pos, [bool(x) for x in labels["is_problematic"]])
     if imagenet_m is not None:
         names = imagenet_m if isinstance(imagenet_m, (list, tuple)) else read_imagenet_m(imagenet_m)
-        mpos = match_file_names(manifest.ids, names, f"ImageNet-M list vs {manifest.name}")
-        _reject_unmatched(mpos, pd.Series(names), "error", f"ImageNet-M list vs {manifest.name}", manifest)
+        mpos, flag = _imagenet_m_flag(manifest, names, f"ImageNet-M list vs {manifest.name}")
         unlabelled = [names[j] for j, p in enumerate(mpos) if t["is_problematic"].iloc[p] is None]
         if unlabelled:
             raise LabelFileError(f"ImageNet-M list: {len(unlabelled)} image(s) have no multi-labels "
                                  f"(first: {unlabelled[0]}); the split is a subset of the labelled images")
-        flag = np.zeros(len(t), bool)
-        flag[mpos] = True
         t[IMAGENET_M_COLUMN] = flag
     params = {**manifest.parameters, "multilabels": {"records": len(labels), "matched": int((pos >= 0).sum()),
                                                      "imagenet_m": None if imagenet_m is None else len(names)}}
@@ -458,6 +455,16 @@ def attach_real(manifest, real: pd.DataFrame | str | os.PathLike, *, missing: st
     return replace(manifest, table=t, parameters=params)
 
 
+def _imagenet_m_flag(manifest, names: Sequence[str], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The manifest rows of the ImageNet-M file ``names`` (each must be one of its images) and the bool
+    ``in_imagenet_m`` column they give."""
+    pos = match_file_names(manifest.ids, names, where)
+    _reject_unmatched(pos, pd.Series(names), "error", where, manifest)
+    flag = np.zeros(len(manifest), bool)
+    flag[pos] = True
+    return pos, flag
+
+
 def _reject_unmatched(pos: np.ndarray, names: pd.Series, extra: str, where: str, manifest) -> None:
     if extra not in ("error", "ignore"):
         raise ValueError(f"extra must be 'error' or 'ignore', not {extra!r}")
@@ -486,19 +493,14 @@ def apply_label_sources(manifest, specs: Sequence[str]):
         if kinds.count(k) > 1:
             raise InputError(f"--labels: {k}: given {kinds.count(k)} times; give each label source once")
     src = dict(parsed)
-    if "imagenet-m" in src and "tfds" not in src and "correct_multi_labels" not in manifest.table.columns:
+    if "imagenet-m" in src and "tfds" not in src and not has_multilabels(manifest):
         raise InputError("--labels imagenet-m:… needs the multi-labels too (tfds:PATH)")
     if "tfds" in src:
         manifest = attach_multilabels(manifest, src["tfds"], imagenet_m=src.get("imagenet-m"))
-    elif "imagenet-m" in src:
-        names = read_imagenet_m(src["imagenet-m"])
-        t = manifest.table.copy()
-        pos = match_file_names(manifest.ids, names, f"{src['imagenet-m']} vs {manifest.name}")
-        _reject_unmatched(pos, pd.Series(names), "error", f"{src['imagenet-m']} vs {manifest.name}", manifest)
-        flag = np.zeros(len(t), bool)
-        flag[pos] = True
-        t[IMAGENET_M_COLUMN] = flag
-        manifest = replace(manifest, table=t)
+    elif "imagenet-m" in src:  # the manifest carries multi-labels already
+        _, flag = _imagenet_m_flag(manifest, read_imagenet_m(src["imagenet-m"]),
+                                   f"{src['imagenet-m']} vs {manifest.name}")
+        manifest = replace(manifest, table=manifest.table.assign(**{IMAGENET_M_COLUMN: flag}))
     if "real" in src:
         manifest = attach_real(manifest, src["real"])
     return manifest
@@ -525,20 +527,11 @@ class MultiLabelAccuracy:
     n_classes: int
     per_class: pd.DataFrame = field(repr=False)  # class, n, correct, accuracy
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("per_class")
-        return d
-
 
 @dataclass(frozen=True)
 class ImageNetMResult:
     correct: int
     size: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.size if self.size else float("nan")
 
     def __str__(self) -> str:
         return f"{self.correct}/{self.size}"
@@ -556,6 +549,18 @@ class ReaLAccuracy:
 def top1_of(values: np.ndarray, kind: str = "scores") -> np.ndarray:
     """(N,) top-1 class per row; argmax ties go to the lowest index."""
     return topk_indices(values, 1, kind)[:, 0].astype(np.int64)
+
+
+def predicted_top1(p) -> np.ndarray:
+    """(N,) top-1 class of ``ModelPredictions`` ``p``; −1 for images that could not be decoded (their score
+    rows are NaN)."""
+    values = np.nan_to_num(p.values) if p.score_kind == "scores" else p.values
+    return np.where(p.valid, top1_of(values, p.score_kind), -1)
+
+
+def problematic_mask(values: Sequence) -> np.ndarray:
+    """Bool (N,) from an ``is_problematic`` column (None/NaN for unlabelled rows → False)."""
+    return np.array([bool(v) if v is not None and v == v else False for v in values], bool)
 
 
 def _sets(x, n_classes: int) -> LabelSets:
@@ -589,7 +594,7 @@ def multilabel_accuracy(top1: np.ndarray, original_label: np.ndarray, correct, u
     u = _sets(unclear, n_classes)
     if len(c) != n or len(u) != n:
         raise InputError(f"{n} predictions but {len(c)} correct and {len(u)} unclear label sets")
-    prob = np.array([bool(p) if p is not None and p == p else False for p in is_problematic], bool)
+    prob = problematic_mask(is_problematic)
     labelled = c.labelled & u.labelled
     if len(prob) != n:
         raise InputError(f"{n} predictions but {len(prob)} is_problematic flags")
@@ -611,7 +616,7 @@ def multilabel_accuracy(top1: np.ndarray, original_label: np.ndarray, correct, u
     return MultiLabelAccuracy(
         accuracy=float(acc_per[used].mean()) if used.any() else float("nan"),
         n_scored=int(scored.sum()), n_problematic=int((labelled & prob).sum()),
-        n_empty=int((scored & (ok.sizes == 0)).sum()), n_classes_used=int(used.sum()), n_classes=n_classes,
+        n_empty=int((scored & ok.empty).sum()), n_classes_used=int(used.sum()), n_classes=n_classes,
         per_class=per_class)
 
 
@@ -643,7 +648,7 @@ def real_accuracy(topk: np.ndarray, real_sets, *, k: int = 5, n_classes: int = 1
         raise InputError(f"{len(topk)} predictions but {len(sets)} ReaL label sets")
     keep = sets.sizes > 0
     n_kept = int(keep.sum())
-    n_dropped = int((sets.sizes == 0).sum())
+    n_dropped = int(sets.empty.sum())
     hit1 = sets.contains(topk[:, 0]) & keep
     top1 = hit1.sum() / n_kept if n_kept else float("nan")
     if topk.shape[1] >= k:
