@@ -44,6 +44,16 @@ def test_undo_last_is_per_reviewer_and_skips_what_is_already_undone(log):
     assert set(log.state("t")) == {"2"}
 
 
+def test_a_retried_undo_last_undoes_once(log):
+    # the page sends a key with every undo; a retry after a lost reply must not take back a second decision
+    log.append(reviewer="ann", task="t", target="1", decision="a")
+    log.append(reviewer="ann", task="t", target="2", decision="a")
+    first = log.undo_last("t", "ann", key="u-1")
+    again = log.undo_last("t", "ann", key="u-1")
+    assert first.target == "2" and again.id == first.id
+    assert set(log.state("t")) == {"1"} and len(log.events("t")) == 3
+
+
 def test_the_table_refuses_updates_and_deletes(log, tmp_path):
     log.append(reviewer="ann", task="t", target="x", decision="a")
     con = sqlite3.connect(tmp_path / "log.sqlite")

@@ -161,34 +161,41 @@ class ReviewLog:
         con.execute("BEGIN IMMEDIATE")
         try:
             for r in rows:
-                if r["key"] is not None:
-                    old = con.execute(f"SELECT {_COLS} FROM events WHERE key=?", (r["key"],)).fetchone()
-                    if old is not None:
-                        prev = _row_event(old)
-                        if (prev.task, prev.target, prev.decision) != (r["task"], r["target"], r["decision"]):
-                            raise InputError(f"key {r['key']!r} already names another decision (event {prev.id})")
-                        out.append(prev)  # a retry: the first one stands
-                        continue
-                if r["supersedes"] is not None:
-                    if con.execute("SELECT 1 FROM events WHERE id=? AND task=?",
-                                   (r["supersedes"], r["task"])).fetchone() is None:
-                        raise InputError(f"event {r['supersedes']} does not exist in task {r['task']!r}")
-                    if r["decision"] == UNDO and con.execute(
-                            "SELECT 1 FROM events WHERE decision=? AND supersedes=?",
-                            (UNDO, r["supersedes"])).fetchone() is not None:
-                        raise InputError(f"event {r['supersedes']} is already undone")
-                cur = con.execute(
-                    "INSERT INTO events (time, reviewer, task, target, decision, reason, crop, note, supersedes, key)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (r["time"], r["reviewer"], r["task"], r["target"], r["decision"], r["reason"],
-                     json.dumps(list(r["crop"])) if r["crop"] else None, r["note"], r["supersedes"], r["key"]))
-                out.append(Event(cur.lastrowid, r["time"], r["reviewer"], r["task"], r["target"], r["decision"],
-                                 r["reason"], r["crop"], r["note"], r["supersedes"], r["key"]))
+                out.append(self._store(con, r))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         return out
+
+    @staticmethod
+    def _stored_under(con, key: str | None) -> Event | None:
+        row = con.execute(f"SELECT {_COLS} FROM events WHERE key=?", (key,)).fetchone() if key else None
+        return _row_event(row) if row is not None else None
+
+    def _store(self, con, r: dict) -> Event:
+        """Insert one validated decision inside the caller's transaction (a retried key returns the event
+        stored under it)."""
+        prev = self._stored_under(con, r["key"])
+        if prev is not None:
+            if (prev.task, prev.target, prev.decision) != (r["task"], r["target"], r["decision"]):
+                raise InputError(f"key {r['key']!r} already names another decision (event {prev.id})")
+            return prev  # a retry: the first one stands
+        if r["supersedes"] is not None:
+            if con.execute("SELECT 1 FROM events WHERE id=? AND task=?",
+                           (r["supersedes"], r["task"])).fetchone() is None:
+                raise InputError(f"event {r['supersedes']} does not exist in task {r['task']!r}")
+            if r["decision"] == UNDO and con.execute(
+                    "SELECT 1 FROM events WHERE decision=? AND supersedes=?",
+                    (UNDO, r["supersedes"])).fetchone() is not None:
+                raise InputError(f"event {r['supersedes']} is already undone")
+        cur = con.execute(
+            "INSERT INTO events (time, reviewer, task, target, decision, reason, crop, note, supersedes, key)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (r["time"], r["reviewer"], r["task"], r["target"], r["decision"], r["reason"],
+             json.dumps(list(r["crop"])) if r["crop"] else None, r["note"], r["supersedes"], r["key"]))
+        return Event(cur.lastrowid, r["time"], r["reviewer"], r["task"], r["target"], r["decision"],
+                     r["reason"], r["crop"], r["note"], r["supersedes"], r["key"])
 
     @staticmethod
     def _validate(d: Mapping) -> dict:
@@ -226,21 +233,19 @@ class ReviewLog:
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
         try:
-            rows = con.execute(f"SELECT {_COLS} FROM events WHERE task=? ORDER BY id", (task,)).fetchall()
-            state = fold(_row_event(r) for r in rows)
-            mine = [e for e in state.values() if e.reviewer == reviewer]
-            if not mine:
-                con.execute("COMMIT")
-                return None
-            e = max(mine, key=lambda x: x.id)
-            time = utc_now()
-            cur = con.execute("INSERT INTO events (time, reviewer, task, target, decision, supersedes, key) "
-                              "VALUES (?,?,?,?,?,?,?)", (time, reviewer, task, e.target, UNDO, e.id, key))
+            out = self._stored_under(con, key)  # a retried undo: the first one stands, nothing more is undone
+            if out is None:
+                rows = con.execute(f"SELECT {_COLS} FROM events WHERE task=? ORDER BY id", (task,)).fetchall()
+                mine = [e for e in fold(_row_event(r) for r in rows).values() if e.reviewer == reviewer]
+                if mine:
+                    e = max(mine, key=lambda x: x.id)
+                    out = self._store(con, self._validate(dict(reviewer=reviewer, task=task, target=e.target,
+                                                               decision=UNDO, supersedes=e.id, key=key)))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return Event(cur.lastrowid, time, reviewer, task, e.target, UNDO, supersedes=e.id, key=key)
+        return out
 
     # --- reading ------------------------------------------------------------------------------------
     def event(self, event_id: int) -> Event:
