@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shiftlab.review import tasks as tk
-from shiftlab.review.app import TOKEN_HEADER, create_app
+from shiftlab.review.app import TOKEN_HEADER, cookie_name, create_app
 
 TOKEN = "secret-token-for-tests"
 H = {TOKEN_HEADER: TOKEN}
@@ -32,7 +32,8 @@ def _routes(rws):
 
 def test_every_route_needs_the_token_and_reveals_nothing_without_it(client, rws):
     for url in _routes(rws):
-        for headers, cookies in [({}, {}), ({TOKEN_HEADER: "wrong"}, {}), ({}, {"shiftlab_token": "wrong"})]:
+        # the wrong cookie under the name the gate reads (a cookie under any other name is never looked at)
+        for headers, cookies in [({}, {}), ({TOKEN_HEADER: "wrong"}, {}), ({}, {cookie_name(TOKEN): "wrong"})]:
             client.cookies.clear()
             for k, v in cookies.items():
                 client.cookies.set(k, v)
@@ -210,8 +211,11 @@ def test_bad_crops_and_sizes_are_refused(client, rws):
 def test_a_broken_task_file_is_a_one_line_answer_not_a_500(client, rws):
     (rws.ws.root / "review" / "tasks" / "broken.json").write_text("{not json")
     (rws.ws.root / "review" / "tasks" / "odd.json").write_text("[1, 2]")
-    r = client.get("/task/broken", headers=H)
-    assert r.status_code == 400 and "not a task file" in r.json()["detail"]
+    (rws.ws.root / "review" / "tasks" / "kindless.json").write_text('{"name": "kindless"}')
+    for name in ("broken", "odd", "kindless"):  # unreadable, and readable JSON that is no task
+        r = client.get(f"/task/{name}", headers=H)
+        assert r.status_code == 400 and "not a task file" in r.json()["detail"], name
+        assert client.get(f"/api/tasks/{name}/items", headers=H).status_code == 400, name
     assert client.get("/", headers=H).status_code == 200  # the index skips what it cannot read
 
 

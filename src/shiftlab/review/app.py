@@ -207,6 +207,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     images = ImageServer(ws)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     task_cache: dict[str, tuple[float, dict, set]] = {}
+    tasks_dir = tk.review_dir(ws) / "tasks"  # made once here, not on every request
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -231,8 +232,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     def task_of(name: str) -> tuple[dict, set]:
         """The task and its valid targets, re-read when its file changes."""
         try:
-            p = tk.review_dir(ws) / "tasks" / f"{tk.check_name(name)}.json"
-            mtime = p.stat().st_mtime
+            mtime = tk.task_path(name, tasks_dir).stat().st_mtime
         except (OSError, ShiftlabError):
             raise HTTPException(404, f"no review task {name!r}") from None
         hit = task_cache.get(name)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,15 @@ def review_dir(workspace=None) -> Path:
     return d
 
 
+def task_path(name: str, tasks_dir: Path) -> Path:
+    """The file of task ``name`` in ``tasks_dir`` (``review_dir(ws) / "tasks"``); InputError for a bad name."""
+    return tasks_dir / f"{check_name(name)}.json"
+
+
+def _is_task(t) -> bool:
+    return isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("kind") in KINDS
+
+
 def log_path(workspace=None) -> Path:
     return review_dir(workspace) / "log.sqlite"
 
@@ -69,7 +79,7 @@ def save_task(task: dict, workspace=None) -> Path:
     check_name(task["name"])
     if task.get("kind") not in KINDS:
         raise InputError(f"task kind {task.get('kind')!r}: one of {', '.join(KINDS)}")
-    path = review_dir(workspace) / "tasks" / f"{task['name']}.json"
+    path = task_path(task["name"], review_dir(workspace) / "tasks")
     atomic_write_json(path, task)
     return path
 
@@ -81,22 +91,26 @@ def list_tasks(workspace=None) -> list[dict]:
             t = json.loads(p.read_text())
         except (OSError, ValueError):
             continue  # a hand-edited file gone bad must not take the app down; load_task says why
-        if isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("kind") in KINDS:
+        if _is_task(t):
             out.append(t)
     return out
 
 
 def load_task(name: str, workspace=None) -> dict:
-    p = review_dir(workspace) / "tasks" / f"{name}.json"
     try:
-        check_name(name)
-        return json.loads(p.read_text())
+        p = task_path(name, review_dir(workspace) / "tasks")
+        text = p.read_text()
     except (OSError, InputError):
         known = ", ".join(t["name"] for t in list_tasks(workspace)) or "none yet"
         raise InputError(f"no review task {name!r} (tasks: {known}; create one with 'shiftlab review task …')") \
             from None
+    try:
+        task = json.loads(text)
     except ValueError as e:
         raise InputError(f"{p}: not a task file ({e})") from None
+    if not _is_task(task):
+        raise InputError(f"{p}: not a task file (it needs a name and a kind, one of {', '.join(KINDS)})")
+    return task
 
 
 def image_dataset(name: str, workspace=None):
@@ -156,10 +170,10 @@ def classes_items(task: dict, workspace=None) -> dict:
         for i, y in zip(r.table["id"], r.table["label"]):
             if len(refs.setdefault(int(y), [])) < 8:
                 refs[int(y)].append(i)
-    present = sorted({im["label"] for im in images if im["label"] >= 0})
+    n_of = Counter(im["label"] for im in images if im["label"] >= 0)
     classes = [{"index": k, "name": voc.classes[k].name, "names": list(voc.classes[k].names),
                 "gloss": voc.classes[k].gloss, "wnid": voc.classes[k].wnid, "references": refs.get(k, []),
-                "n": sum(im["label"] == k for im in images)} for k in present]
+                "n": n_of[k]} for k in sorted(n_of)]
     return {"dataset": task["dataset"], "reference": task.get("reference"), "reasons": task["reasons"],
             "classes": classes, "images": images}
 
