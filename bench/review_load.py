@@ -100,6 +100,17 @@ def start_server(ws):
     raise SystemExit("server did not answer")
 
 
+def timed_threads(fn, n: int) -> float:
+    """Seconds from starting ``fn(0) … fn(n-1)``, one thread each, until the last has finished."""
+    threads = [threading.Thread(target=fn, args=(c,)) for c in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def post_load(port, token, targets, n_total, n_clients):
     lat: list[list[float]] = [[] for _ in range(n_clients)]
     per = n_total // n_clients
@@ -118,13 +129,7 @@ def post_load(port, token, targets, n_total, n_clients):
             assert r.status == 200, r.status
         con.close()
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(n_clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - t0
+    took = timed_threads(client, n_clients)
     flat = np.concatenate([np.array(x) for x in lat])
     return per * n_clients / took, float(np.percentile(flat, 99) * 1000), float(np.median(flat) * 1000)
 
@@ -139,13 +144,7 @@ def raw_store_rate(path, n_total, n_clients):
             for i in range(per):
                 lg.append(reviewer=f"raw-{c}", task="raw", target=str(i), decision="clean")
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in range(n_clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return per * n_clients / (time.perf_counter() - t0)
+    return per * n_clients / timed_threads(work, n_clients)
 
 
 def grid_page(port, token, task="grid"):

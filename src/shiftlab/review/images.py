@@ -26,17 +26,12 @@ _AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": 
 _EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
 
 
-def render_image(path: Path, size: int | None) -> tuple[bytes, str] | None:
-    """What the browser gets for one image: the file itself when it can be shown as it is, else an
-    RGB rendering (EXIF orientation applied) shrunk to ``size`` — JPEG for JPEG sources, PNG otherwise.
-    JPEGs are decoded at a reduced DCT scale when shrinking (PIL's draft mode): several times faster on
-    photos. None when the file cannot be decoded (the page shows a gap; nothing fails)."""
-    out = _render(path, size)
-    return None if out is None else out[:2]
-
-
 def _render(path: Path, size: int | None) -> tuple[bytes, str, bool] | None:
-    """``render_image`` and whether the bytes are the file's own."""
+    """What the browser gets for one image, its media type, and whether the bytes are the file's own: the
+    file itself when it can be shown as it is, else an RGB rendering (EXIF orientation applied) shrunk to
+    ``size`` — JPEG for JPEG sources, PNG otherwise. JPEGs are decoded at a reduced DCT scale when shrinking
+    (PIL's draft mode): several times faster on photos. None when the file cannot be decoded (the page
+    shows a gap; nothing fails)."""
     from PIL import Image, ImageOps
 
     from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
