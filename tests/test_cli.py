@@ -239,7 +239,7 @@ def test_dedup_queue_reviews_and_resolution_on_the_world(capsys, tmp_path):
     args = ["dedup", "--query", "world-pool", "--reference", "world-train,world-test,world-pool", "--metrics",
             "l2,phash", "-k", "10", "--size", "64", "--review-k", "2", "--threshold", "l2=9.2e6", "--out", str(out)]
     code, stdout, _ = run(capsys, *args)
-    assert code == 0 and "queued pairs" in stdout
+    assert code == 0 and "queue rows" in stdout
     queue = pd.read_csv(out / "queue.csv")
     assert list(queue.columns)[:5] == ["query_id", "reference_id", "reference_split", "metric", "distance"]
     # a reviewer marks exactly the planted pairs in the queue as duplicates

@@ -397,8 +397,8 @@ def dedup(
                    size=size, workspace=_ws(), device=device, progress=True)
     written = r.write(out_dir or _ws().root / "dedup" / q.name)
     t = _table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
-               ["metric", "threshold", "queued pairs", "candidates queued"],
-               right=("threshold", "queued pairs", "candidates queued"))
+               ["metric", "threshold", "queue rows", "candidates queued"],
+               right=("threshold", "queue rows", "candidates queued"))
     for metric, thr in sorted(r.queue_thresholds.items()):
         g = r.queue[r.queue["metric"] == metric]
         t.add_row(metric, f"{thr:.4g}", f"{len(g):,}", f"{g.query_id.nunique():,}")
@@ -410,12 +410,6 @@ def dedup(
 
 
 _STRATEGIES = {"threshold": "a", "matched": "b", "top": "c"}
-
-
-def _frequency_table(m, what: str):
-    from shiftlab.curate.sample import frequency_table  # the library's; kept under this name for other commands
-
-    return frequency_table(m, what)
 
 
 @app.command()

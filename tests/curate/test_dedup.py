@@ -26,6 +26,7 @@ from shiftlab.curate.dedup import (
     review_queue,
     review_thresholds,
 )
+from shiftlab.curate.pipeline import WORLD_SIZE  # 64 px: room for the 35-px SSIM window around 32-px digits
 from shiftlab.curate.ssim import dssim_pairs, ssim_pairs
 from shiftlab.errors import InputError
 
@@ -309,9 +310,10 @@ def test_resolve_class_choice_and_tie_breaks():
 
 
 # --- the digits world: the acceptance bar -----------------------------------------------------------------
-WORLD_SIZE = 64  # the world's images are 32 px: 64 px leaves room for the 35-px SSIM window, 256 adds nothing
-WORLD_REVIEW_K = 2  # the planted copy is (almost always) the first non-self neighbour
-WORLD_QUANTILE = 0.2
+# this module's own settings, deeper-cut than the world pipeline's (pipeline.TEST_REVIEW_K 10, quantile 0.02):
+# the planted copy is (almost always) among the first two non-self neighbours
+TEST_REVIEW_K = 2
+TEST_QUANTILE = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +329,7 @@ def world_dedup(tmp_path_factory):
     train_zoo(world.manifest("train"), ws, names=["cnn-medium-s0"], progress=False)
     refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
     table = find_near_duplicates(world.manifest("pool"), refs, ["l2", "dssim", "phash", "embedding"], k=10,
-                                 review_k=WORLD_REVIEW_K, dssim_k=3, model="world:cnn-medium-s0",
+                                 review_k=TEST_REVIEW_K, dssim_k=3, model="world:cnn-medium-s0",
                                  size=WORLD_SIZE, workspace=ws, device="cpu")
     return world, ws, table
 
@@ -340,8 +342,8 @@ def test_world_review_queue_finds_the_planted_duplicates(world_dedup):
     # World thresholds from the data: the 20% quantile, per metric, of the distances to the first
     # non-self, non-same-source neighbour. (The ImageNetV2 numbers are for 256-px photos; the world's
     # digits resemble one another far more than photos do.)
-    thr = quantile_thresholds(table, WORLD_QUANTILE, review_k=WORLD_REVIEW_K)
-    queue = review_queue(table, thr, review_k=WORLD_REVIEW_K)
+    thr = quantile_thresholds(table, TEST_QUANTILE, review_k=TEST_REVIEW_K)
+    queue = review_queue(table, thr, review_k=TEST_REVIEW_K)
     dups = world.truth()["duplicates"]
     assert len(dups) == 66
     planted = {frozenset((d["id"], d["source_id"])) for d in dups}
@@ -372,13 +374,13 @@ def test_world_review_queue_finds_the_planted_duplicates(world_dedup):
 
 def test_world_aligned_metric_queues_every_reviewable_planted_pair(world_dedup):
     """The acceptance bar, strictly: the review queue itself holds the planted pairs, with the aligned
-    metric's own threshold (nothing read off the data), among the first WORLD_REVIEW_K neighbours."""
+    metric's own threshold (nothing read off the data), among the first TEST_REVIEW_K neighbours."""
     world, ws, _ = world_dedup
     pool = world.manifest("pool")
     refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
-    table = find_near_duplicates(pool, refs, ["aligned"], k=10, review_k=WORLD_REVIEW_K, size=WORLD_SIZE,
+    table = find_near_duplicates(pool, refs, ["aligned"], k=10, review_k=TEST_REVIEW_K, size=WORLD_SIZE,
                                  workspace=ws, device="cpu")
-    queue = review_queue(table, review_k=WORLD_REVIEW_K)
+    queue = review_queue(table, review_k=TEST_REVIEW_K)
     dups = world.truth()["duplicates"]
     planted = {frozenset((d["id"], d["source_id"])) for d in dups}
     source = pool.table.set_index("id")["source_id"]
@@ -389,7 +391,7 @@ def test_world_aligned_metric_queues_every_reviewable_planted_pair(world_dedup):
     assert len(same_source) == 8 and planted - same_source <= queued  # all 58 that S1.3 may queue
     assert len(queued) <= 1.5 * len(planted - same_source)  # and little else to review
     thr = IMAGENETV2_THRESHOLDS["aligned"]
-    near = table[(table["rank"] < WORLD_REVIEW_K) & ~table["is_self"] & (table["distance"] <= thr)]
+    near = table[(table["rank"] < TEST_REVIEW_K) & ~table["is_self"] & (table["distance"] <= thr)]
     assert same_source <= {frozenset(p) for p in zip(near["query_id"], near["reference_id"])}  # found as well
     # reviewed as duplicates, they leave no copy of a train or test image among the kept candidates
     pt = pool.table

@@ -88,8 +88,8 @@ def _hash_rows(a: np.ndarray) -> str:
 def _sq_dist64(q: np.ndarray, reference: np.ndarray, idx: np.ndarray, budget: int = 4 << 20) -> np.ndarray:
     """Squared distances in float64 of q[j] to reference[idx[j, c]]: (n, c), independent of batching
     (each row is one contiguous sum over d, whatever the block), vectorised over blocks of queries.
-    Blocks of ~4 MB stay in the CPU's cache across the gather, subtract, square and sum: about 2.4× faster
-    than 64 MB blocks on their own, ≈ 18 % off a whole 20,000² × 512 ``knn`` (bench/RESULTS.md)."""
+    Blocks of ~4 MB stay in the CPU's cache across the gather, subtract, square and sum: a whole
+    20,000² × 512 ``knn`` took 7.1 s with them against 8.6 s with 64 MB blocks (bench/RESULTS.md)."""
     n, c = idx.shape
     d = q.shape[1]
     out = np.empty((n, c), np.float64)
@@ -301,8 +301,8 @@ def _best_per_reference(dist: np.ndarray, ref: np.ndarray, k: int) -> tuple[np.n
 
 #: pass (1) of ``aligned_knn`` first asks for this many view rows per wanted reference, and only the
 #: queries whose rows hold too few distinct references again for all V per reference: on the digits world
-#: 8 leaves 0.2–20 % of the queries to redo, and the float64 re-scoring of V per reference cost more
-#: than the search itself
+#: 8 leaves a small share of the queries to redo, whereas asking for all V per reference at once made the
+#: float64 re-scoring cost more than the search itself
 _FIRST_TRY = 8
 
 
@@ -350,11 +350,10 @@ def aligned_knn(query: np.ndarray, reference: np.ndarray, k: int, *, views: np.n
         want = min(k, hi - lo)
         d, i = knn(q0, rv, _FIRST_TRY * k)
         d, i = _best_per_reference(d, lo + i // nv, want)
-        redo = np.flatnonzero(np.isinf(d).any(1)) if d.shape[1] == want else np.arange(n)
+        # the first try's views hold ≥ want distinct references for most queries; the rest look at all views
+        redo = np.flatnonzero(np.isinf(d).any(1))
         if len(redo):
             dr, ir = knn(q0[redo], rv, k * nv)
-            d = np.pad(d, ((0, 0), (0, want - d.shape[1])), constant_values=np.inf)
-            i = np.pad(i, ((0, 0), (0, want - i.shape[1])), constant_values=-1)
             d[redo], i[redo] = _best_per_reference(dr, lo + ir // nv, want)
         best_d, best_i = _best_per_reference(np.concatenate([best_d, d], 1), np.concatenate([best_i, i], 1), k)
     if len(crops):
@@ -375,7 +374,7 @@ def aligned_knn(query: np.ndarray, reference: np.ndarray, k: int, *, views: np.n
 def find_near_duplicates(query, references: Mapping[str, object], metrics: Iterable[str] = ("l2", "phash", "dssim"),
                          k: int = 100, *, review_k: int = 30, model: str | None = None, size: int = 256,
                          align_size: int = ALIGN_SIZE, workspace=None, device: str = "auto", dssim_window: int = 35,
-                         dssim_k: int | None = None, chunk: int = 1024,
+                         dssim_k: int | None = None, chunk: int = 4096,
                          reference_metrics: Mapping[str, Iterable[str]] | None = None,
                          cache_dir: str | os.PathLike | None = None, progress: bool = False) -> NeighbourTable:
     """The k nearest references of every query image, per metric and reference set (see the module doc).
@@ -488,7 +487,7 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
 
 def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progress=False):
     """Rank each query's shortlisted reference rows by DSSIM: (dist (nq, k'), ref rows (nq, k'), -1 padded)."""
-    from shiftlab.curate.ssim import dssim_pairs
+    from shiftlab.curate.ssim import default_batch_size, dssim_pairs
     from shiftlab.predict.engine import resolve_device
 
     dev = resolve_device(device)
@@ -497,11 +496,8 @@ def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progr
     qa = np.concatenate([np.full(len(u), q_rows[j]) for j, u in enumerate(uniq)]) if nq else np.zeros(0, int)
     ra = np.concatenate(uniq) if nq else np.zeros(0, int)
     scores = np.empty(len(qa), np.float64)
-    per_image = int(np.prod(qpix.shape[1:]))
-    # CPUs are cache-bound: one pair at a time is fastest at every size measured (64–256 px; batch 10 at
-    # 64 px is 1.5× slower, bench/RESULTS.md); GPUs want big batches (~128 MiB a map)
-    batch = max(1, (1 << 24) // per_image) if dev.type == "cuda" else 1
-    step = max(batch * 16, 1024)
+    batch = default_batch_size(int(np.prod(qpix.shape[1:])), dev)
+    step = max(batch * 16, 1024)  # pairs gathered from the pixel caches at a time
     with bar(f"dssim on {len(qa)} shortlisted pairs", len(qa), disable=not progress) as b:
         for lo in range(0, len(qa), step):
             hi = min(len(qa), lo + step)
@@ -521,28 +517,19 @@ def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progr
 
 
 # --- review ------------------------------------------------------------------------------------------
-def merged_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
-    """Metric → queue threshold: ``thresholds`` over ``IMAGENETV2_THRESHOLDS`` (``fc7`` also sets embedding)."""
-    t = dict(IMAGENETV2_THRESHOLDS)
-    t.update(thresholds or {})
-    if "fc7" in (thresholds or {}) and "embedding" not in (thresholds or {}):
-        t["embedding"] = t["fc7"]
-    return t
-
-
 def review_queue(table: NeighbourTable, thresholds: Mapping[str, float] | None = None, *,
                  review_k: int = 30) -> pd.DataFrame:
     """The pairs to show a reviewer (S1.3): neighbours among the first ``review_k`` (rank < review_k) that
     are not the image itself, not of the same source, and within the metric's threshold (≤).
 
-    thresholds: metric → distance, merged over ``IMAGENETV2_THRESHOLDS``. Returns ``QUEUE_COLUMNS``
-    sorted by metric, query_id, rank; a (candidate, metric) is queued when it has at least one row.
+    thresholds: metric → distance, over ``IMAGENETV2_THRESHOLDS`` (``queue_thresholds``). Returns
+    ``QUEUE_COLUMNS`` sorted by metric, query_id, rank; a (candidate, metric) is queued when it has at least
+    one row.
     """
-    t = merged_thresholds(thresholds)
+    t = queue_thresholds(table, thresholds, review_k=review_k)
     thr = table["metric"].map(t).astype(float).fillna(-np.inf)
     q = table[(table["rank"] < review_k) & ~table["is_self"] & ~table["same_source"] & (table["distance"] <= thr)]
     return q.sort_values(["metric", "query_id", "rank", "reference_split"])[QUEUE_COLUMNS].reset_index(drop=True)
-
 
 
 def queue_thresholds(table: NeighbourTable, thresholds: Mapping[str, float] | None = None, *,
@@ -553,10 +540,36 @@ def queue_thresholds(table: NeighbourTable, thresholds: Mapping[str, float] | No
     explicit = dict(thresholds or {})
     if "fc7" in explicit:  # ImageNetV2's name for the embedding metric's threshold
         explicit.setdefault("embedding", explicit["fc7"])
-    chosen = {**(quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
+    chosen = {**IMAGENETV2_THRESHOLDS,
+              **(quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
               **explicit}
-    present = set(table["metric"])
-    return {m: t for m, t in merged_thresholds(chosen).items() if m in present}
+    return {m: t for m, t in chosen.items() if m in set(table["metric"])}
+
+
+#: metrics whose threshold means the same on any data and at any size (``aligned``: a correlation), which
+#: ``quantile_thresholds`` therefore leaves at their own value
+SCALE_FREE = ("aligned",)
+
+
+def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
+    """Review thresholds read off the data: per metric, the ``q`` quantile of the distances to the first
+    ``review_k`` neighbours that are neither the image itself nor of the same source; ``SCALE_FREE``
+    metrics keep their own threshold.
+
+    For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more)
+    or compared at another size than 256 px, where the published thresholds mean nothing."""
+    if not 0 < q < 1:
+        raise InputError(f"threshold quantile {q} must lie between 0 and 1 (e.g. 0.02)")
+    eligible = table[~table["is_self"] & ~table["same_source"]]
+    out = {}
+    for m, g in eligible.groupby("metric"):
+        looked_at = g[g["rank"] < review_k]
+        # a metric whose first review_k neighbours are all the image itself or its own source: the
+        # quantile of the deeper ones, rather than ImageNetV2's 256-px default through the merge
+        out[str(m)] = (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE
+                       else float(np.quantile((looked_at if len(looked_at) else g)["distance"], q)))
+    return out
+
 
 def _pair_set(pairs) -> set[frozenset]:
     return {frozenset((str(a), str(b))) for a, b in pairs}
@@ -727,28 +740,3 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
     return pd.DataFrame({"id": ids, "keep": [decision[i][0] for i in ids],
                          "component": [comp_name[find(i)] for i in ids],
                          "reason": [decision[i][1] for i in ids]})
-
-
-#: metrics whose threshold means the same on any data and at any size (``aligned``: a correlation), which
-#: ``quantile_thresholds`` therefore leaves at their own value
-SCALE_FREE = ("aligned",)
-
-
-def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
-    """Review thresholds read off the data: per metric, the ``q`` quantile of the distances to the first
-    ``review_k`` neighbours that are neither the image itself nor of the same source; ``SCALE_FREE``
-    metrics keep their own threshold.
-
-    For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more)
-    or compared at another size than 256 px, where the published thresholds mean nothing."""
-    if not 0 < q < 1:
-        raise InputError(f"threshold quantile {q} must lie between 0 and 1 (e.g. 0.02)")
-    eligible = table[~table["is_self"] & ~table["same_source"]]
-    out = {}
-    for m, g in eligible.groupby("metric"):
-        looked_at = g[g["rank"] < review_k]
-        # a metric whose first review_k neighbours are all the image itself or its own source: the
-        # quantile of the deeper ones, rather than ImageNetV2's 256-px default through the merge
-        out[str(m)] = (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE
-                       else float(np.quantile((looked_at if len(looked_at) else g)["distance"], q)))
-    return out

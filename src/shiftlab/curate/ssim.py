@@ -17,16 +17,24 @@ import torch
 from shiftlab.errors import InputError
 
 
+def default_batch_size(pixels_per_image: int, device: str | torch.device = "cpu") -> int:
+    """Pairs per batch: 1 on a CPU, which is cache-bound (larger batches were up to 1.5× slower at 64–256 px,
+    and never meaningfully faster; bench/RESULTS.md); on a GPU enough pairs for ~128 MiB a map."""
+    return max(1, (1 << 24) // pixels_per_image) if torch.device(device).type == "cuda" else 1
+
+
 def ssim_pairs(a, b, *, win_size: int = 35, data_range: float = 255.0, device: str | torch.device = "cpu",
-               batch_size: int = 32) -> np.ndarray:
+               batch_size: int | None = None) -> np.ndarray:
     """SSIM of each pair ``(a[i], b[i])``.
 
     a, b: uint8 or float arrays (n, C, H, W) (channels first, as the decoded cache stores them).
+    batch_size: pairs computed together [default: ``default_batch_size``].
     Returns float64 (n,): the mean over channels of each channel's mean SSIM over valid windows.
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim != 4:
         raise InputError(f"ssim_pairs needs two (n, C, H, W) arrays of one shape, got {a.shape} and {b.shape}")
+    batch_size = batch_size or default_batch_size(int(np.prod(a.shape[1:])), device)
     h, w = a.shape[2:]
     if win_size > min(h, w) or win_size % 2 == 0:
         raise InputError(f"SSIM window {win_size} must be odd and at most the image side ({min(h, w)} px)")
