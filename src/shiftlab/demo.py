@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from shiftlab.report import Report, Section
 from shiftlab.report.plots import accuracy_scatter
 from shiftlab.workspace import Workspace
 
+if TYPE_CHECKING:
+    from shiftlab.curate.pipeline import WorldTestSets
+
 POOL_SAMPLE = 300
 
 
@@ -29,6 +33,7 @@ class DemoResult:
     report: Report
     path: Path  # index.html
     accuracy: pd.DataFrame  # one row per zoo model: test vs pool-sample accuracy
+    imagenetv2: WorldTestSets  # the world's own ImageNetV2: dedup, recall, resolution, the three variants
 
 
 def pool_sample(world: World, n: int = POOL_SAMPLE) -> np.ndarray:
@@ -171,7 +176,7 @@ def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) ->
     from shiftlab.review.images import warm_thumbnails
 
     ws = world.workspace
-    sets.dedup_result().write(ws.root / "dedup" / "world-pool")
+    sets.dedup.write(ws.root / "dedup" / "world-pool")
     register_dataset(sets.pool, "world-pool-voted", ws)  # the pool with its selection frequencies
     mistakes = next(r for r in study.mistakes if r.model.split(":")[-1] == REVIEW_MISTAKES_MODEL)
     made = [
@@ -230,4 +235,4 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     report.add(label_issues_section(world, specs, progress=progress)[0])
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
-    return DemoResult(report, path, acc)
+    return DemoResult(report, path, acc, sets)

@@ -183,17 +183,11 @@ EMBED_MODEL = "world:cnn-medium-s0"
 class WorldTestSets:
     pool: Manifest  # with selection_frequency, n_annotations
     candidates: pd.DataFrame  # the sampler's input table
-    thresholds: dict[str, float]
-    queue: pd.DataFrame
+    dedup: DedupResult  # neighbours, queue and thresholds, as ``shiftlab dedup`` writes them
     recall: pd.DataFrame  # per metric: planted pairs found / queued, queue rows and pairs
     resolution: pd.DataFrame
     revisions: dict[str, Revision] = field(default_factory=dict)
     manifests: dict[str, Manifest] = field(default_factory=dict)
-    table: pd.DataFrame | None = None  # the neighbour table the queue came from
-
-    def dedup_result(self) -> DedupResult:
-        """The near-duplicate step as ``shiftlab dedup`` writes it (the review app's queue reads it)."""
-        return DedupResult(self.table, self.queue, queue_thresholds=dict(self.thresholds))
 
 
 def planted_recall(table: pd.DataFrame, queue: pd.DataFrame, thresholds: Mapping[str, float], planted: Iterable,
@@ -250,7 +244,7 @@ def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress:
     recall = planted_recall(found.table, queue, thr, planted, same_source, review_k=WORLD_REVIEW_K)
     cands = candidate_table(pool, resolution=res, review_thresholds=rthr, targets=thr)
     val = frequency_table(test, "the validation set")
-    out = WorldTestSets(pool, cands, thr, queue, recall, res, table=found.table)
+    out = WorldTestSets(pool, cands, found, recall, res)
     for letter in "abc":
         rev = make_revision(f"world-{letter}-0", cands, seed=seed, validation=val, class_names=pool.vocabulary,
                             per_class=per_class, allow_upward_sampling=True, time_string="world",
