@@ -2,7 +2,7 @@
 machine's float32 GEMM rate, and batched torch DSSIM against scikit-image's SSIM.
 
 (a) exact top-100 kNN, 50,000 query × 50,000 reference vectors of 512 dims (float32, seeded Gaussian):
-    ``shiftlab.curate.dedup.knn`` (FAISS IndexFlatL2 per chunk pair + float64 re-scoring; no cache_dir, so
+    ``shiftlab.metrics.neighbors.knn`` (FAISS IndexFlatL2 per chunk pair + float64 re-scoring; no cache_dir, so
     nothing is cached) vs ``sklearn.neighbors.NearestNeighbors(n_neighbors=100, algorithm="brute")
     .fit(ref).kneighbors(query)``. Figures: the speed ratio, and the fraction of this machine's float32 GEMM
     rate that the kNN achieves — the GEMM rate is measured in the same run (numpy float32
@@ -15,7 +15,7 @@ machine's float32 GEMM rate, and batched torch DSSIM against scikit-image's SSIM
     the queries sklearn ran.
 (b) DSSIM of 2,000 pairs of 256×256 RGB uint8 images — smooth random images (16×16 noise upscaled
     bilinearly, plus texture noise) and a perturbed copy of each (noise, brightness shift, 1-px shift):
-    ``shiftlab.curate.ssim.dssim_pairs`` (torch; window sums by cumulative sums, exact on uint8) vs scikit-image
+    ``shiftlab.curate.dedup.ssim.dssim_pairs`` (torch; window sums by cumulative sums, exact on uint8) vs scikit-image
     ``structural_similarity(win_size=35, channel_axis=-1, data_range=255)`` per pair → (1 − ssim)/2.
     Target ≥ 10× speedup, max |difference| ≤ 1e-4. skimage runs on the first ``--sk-pairs`` pairs
     (default: all; fewer scales its time per pair) and values are compared on the pairs it ran. torch is
@@ -96,8 +96,8 @@ def main() -> None:
         args.n, args.pairs = 5_000, 200
         args.sk_queries, args.sk_pairs = min(args.sk_queries, 1_000), min(args.sk_pairs, 100)
 
-    from shiftlab.curate.dedup import knn
-    from shiftlab.curate.ssim import default_batch_size, dssim_pairs
+    from shiftlab.curate.dedup.ssim import default_batch_size, dssim_pairs
+    from shiftlab.metrics.neighbors import knn
 
     cores = os.cpu_count() or 1
     figures: dict = {"machine": f"{platform.machine()}, {cores} cores, torch {torch.__version__}"}

@@ -94,12 +94,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from shiftlab.data.layouts import read_imagefolder
-    from shiftlab.data.world import build_world
     from shiftlab.models.specs import load_model
-    from shiftlab.models.zoo import ZOO, train_zoo
     from shiftlab.predict.engine import predict
     from shiftlab.progress import set_quiet
     from shiftlab.workspace import Workspace
+    from shiftlab.world import build_world
+    from shiftlab.world.zoo import ZOO, train_zoo
 
     set_quiet(True)
     cores = os.cpu_count() or 1

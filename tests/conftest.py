@@ -37,8 +37,8 @@ def zoo_world(tmp_path_factory):
 
     Tests must not change it: they read its manifests and ground truth and add predictions to its cache.
     """
-    from shiftlab.data.world import build_world
-    from shiftlab.models.zoo import train_zoo
+    from shiftlab.world import build_world
+    from shiftlab.world.zoo import train_zoo
 
     world = build_world(tmp_path_factory.mktemp("zoo-world") / "ws", progress=False)
     train_zoo(world.manifest("train"), world.workspace, names=list(ZOO_WORLD_MODELS), progress=False)

@@ -19,6 +19,10 @@ class InputError(ShiftlabError):
     """A file, folder or value given by the user is malformed, missing or inconsistent."""
 
 
+class LabelFileError(InputError):
+    """A label file is malformed, repeats an image, names a class out of range, or does not fit the set."""
+
+
 class UnknownNameError(ShiftlabError):
     """A dataset, model, layout or class name that nothing is registered under."""
 

@@ -66,3 +66,31 @@ def register_model(name: str, spec: str, workspace=None) -> None:
     tmp = f.with_name(f".aliases.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(aliases, indent=2, sort_keys=True))
     os.replace(tmp, f)
+
+
+# --- plug-ins ---------------------------------------------------------------------------------------------
+#: entry-point group of shiftlab plug-ins: each names a function called once, without arguments, before
+#: shiftlab first looks up a model scheme or a dataset's default context; it registers what it adds
+#: (``shiftlab.models.specs.register_scheme``, ``shiftlab.analyze.mistakes.register_context``). shiftlab's
+#: own digits world is one (``world = "shiftlab.world.plugin:register"`` in pyproject.toml).
+PLUGIN_GROUP = "shiftlab.plugins"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Run every installed ``shiftlab.plugins`` entry point once per process (later calls do nothing).
+
+    A plug-in that fails to import is reported as an InputError naming it, rather than silently missing."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # set first: a plug-in may itself look up schemes while registering
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()()
+        except Exception as e:
+            _plugins_loaded = False
+            raise InputError(f"shiftlab plug-in {ep.name!r} ({ep.value}) failed to load: "
+                             f"{type(e).__name__}: {e}") from e

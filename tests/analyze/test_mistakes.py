@@ -15,6 +15,8 @@ from shiftlab.analyze import mistakes as mk
 from shiftlab.data.classes import imagenet_1k
 from shiftlab.data.hierarchy import imagenet_hierarchy, load_hierarchy
 from shiftlab.errors import InputError
+from shiftlab.report.figures import category_fraction_figure, confusion_figure
+from shiftlab.world.mistakes import world_cues
 
 
 def _mistakes_dir(reference):
@@ -112,7 +114,7 @@ def test_confusion_pairs_by_hand():
     assert df.iloc[0][["a_name", "b_name"]].tolist() == ["a", "b"]
     ex = mk.confusion_pairs(labels, top1, exclude={"m1": np.array([1, 0, 0, 0, 0, 0], bool)})
     assert ex.set_index(["a", "b"]).loc[(0, 1), "count"] == 2
-    fig = mk.confusion_figure(df, top=2)
+    fig = confusion_figure(df, top=2)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a ↔ b", "a ↔ c"]
 
 
@@ -230,7 +232,7 @@ def test_planted_multilabel_images_move_from_error_to_not_a_mistake(world_mistak
         assert ml_acc - top1 >= 0.1
     fr = mk.category_fractions(results)
     assert list(fr.columns[:3]) == ["model", "top1", "errors"] and np.allclose(fr.iloc[:, 3:].sum(axis=1), 1)
-    fig = mk.category_fraction_figure(fr)
+    fig = category_fraction_figure(fr)
     assert len(fig.axes[0].get_legend().get_texts()) == fr.shape[1] - 3
 
 
@@ -250,7 +252,7 @@ def test_neighbours_in_another_models_feature_space(world_mistakes, zoo_world):
 
 def test_world_hierarchy_check_marks_same_shape_confusions(world_mistakes):
     _, _, results = world_mistakes
-    from shiftlab.data.world.hierarchy import superclass
+    from shiftlab.world.hierarchy import superclass
 
     for r in results:
         fg = r.table[r.table.category == mk.FINE_GRAINED]
@@ -267,7 +269,7 @@ def test_world_cues_explain_errors_toward_the_planted_cue(zoo_world):
     found = 0
     for n in ZOO_WORLD_MODELS:
         r = mk.find_mistakes(test, f"world:{n}", workspace=zoo_world.workspace,
-                             cues=mk.world_cues(zoo_world, "test"), progress=False)
+                             cues=world_cues(zoo_world, "test"), progress=False)
         s = r.table[r.table.category == mk.SPURIOUS]
         assert (s.prediction.to_numpy() == cue.loc[s.id].to_numpy()).all()
         others = r.table[r.table.category != mk.SPURIOUS]

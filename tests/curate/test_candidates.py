@@ -125,7 +125,7 @@ def test_missing_source(tmp_path):
 
 
 def test_world_pool_folder(tmp_path):
-    from shiftlab.data.world import build_world
+    from shiftlab.world import build_world
 
     world = build_world(tmp_path / "ws", progress=False)
     pool = world.manifest("pool")

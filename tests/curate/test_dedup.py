@@ -17,7 +17,6 @@ from shiftlab.curate.dedup import (
     duplicate_links,
     find_near_duplicates,
     grey_thumbnails,
-    knn,
     phash_bits,
     quantile_thresholds,
     queue_thresholds,
@@ -26,9 +25,10 @@ from shiftlab.curate.dedup import (
     review_queue,
     review_thresholds,
 )
-from shiftlab.curate.pipeline import WORLD_SIZE  # 64 px: room for the 35-px SSIM window around 32-px digits
-from shiftlab.curate.ssim import dssim_pairs, ssim_pairs
+from shiftlab.curate.dedup.ssim import dssim_pairs, ssim_pairs
 from shiftlab.errors import InputError
+from shiftlab.metrics.neighbors import knn
+from shiftlab.world.imagenetv2 import WORLD_SIZE  # 64 px: room for the 35-px SSIM window around 32-px digits
 
 
 # --- knn -----------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_aligned_sees_through_the_worlds_near_copy_transforms():
     review threshold, and no distinct image is."""
     from scipy import ndimage
 
-    from shiftlab.data.world.plants import DUPLICATE_TRANSFORMS, near_copy
+    from shiftlab.world.plants import DUPLICATE_TRANSFORMS, near_copy
 
     rng = np.random.default_rng(6)
     noise = ndimage.gaussian_filter(rng.random((60, 32, 32, 3)), (0, 1.5, 1.5, 0))
@@ -318,10 +318,10 @@ TEST_QUANTILE = 0.2
 
 @pytest.fixture(scope="module")
 def world_dedup(tmp_path_factory):
-    from shiftlab.data.world import build_world
-    from shiftlab.models.zoo import train_zoo
     from shiftlab.progress import set_quiet
     from shiftlab.workspace import Workspace
+    from shiftlab.world import build_world
+    from shiftlab.world.zoo import train_zoo
 
     set_quiet(True)
     ws = Workspace.resolve(tmp_path_factory.mktemp("dedup") / "ws")

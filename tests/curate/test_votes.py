@@ -204,7 +204,7 @@ def test_bad_batch_and_missing_results(tmp_path, batch):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from shiftlab.data.world import build_world
+    from shiftlab.world import build_world
 
     return build_world(tmp_path_factory.mktemp("world") / "ws", progress=False)
 

@@ -40,7 +40,7 @@ def test_a_dag_takes_the_nearest_common_ancestor(tmp_path):
 
 
 def test_the_worlds_hierarchy_groups_digits_by_shape(tmp_path):
-    from shiftlab.data.world.build import _write_hierarchy
+    from shiftlab.world.build import _write_hierarchy
 
     _write_hierarchy(tmp_path / "h")
     h = load_hierarchy(tmp_path / "h", n_classes=10)

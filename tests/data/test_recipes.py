@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from shiftlab.data.recipes import IMAGENET_MEAN, IMAGENET_STD, Recipe, get_recipe
 from shiftlab.errors import InputError, UnknownNameError
-from shiftlab.models.recipes import IMAGENET_MEAN, IMAGENET_STD, Recipe, get_recipe
 
 
 def _grid(w: int, h: int) -> Image.Image:

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from helpers import write_image
 from shiftlab.data.layouts import read_imagefolder
-from shiftlab.models.recipes import Recipe
+from shiftlab.data.recipes import Recipe
 
 RECIPE = Recipe(resize=20, crop=16, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
 

@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shiftlab.analyze.multilabel import multilabel_summary
+from shiftlab.data import labelfiles as LF
 from shiftlab.data.classes import Vocabulary
 from shiftlab.data.layouts import read_revision_json
 from shiftlab.data.manifest import Manifest
-from shiftlab.errors import InputError, PredictionMismatchError, ShiftlabError
+from shiftlab.errors import InputError, LabelFileError, PredictionMismatchError, ShiftlabError
 from shiftlab.metrics import multilabel as ML
 from shiftlab.predict.engine import predict
 
@@ -73,7 +75,7 @@ def test_imagenet_m_counts_problematic_images_too():
     in_m = np.array([0, 1, 0, 1, 0, 1, 1, 0], bool)  # images 1, 3, 5, 6; 6 is problematic but counted
     m = ML.imagenet_m_accuracy(t, c, u, in_m, n_classes=3)
     assert (m.correct, m.size, str(m)) == (2, 4, "2/4")  # 1 (multi-label) and 6 (problematic, top-1 ∈ {1})
-    with pytest.raises(ML.LabelFileError, match="no multi-labels"):
+    with pytest.raises(LabelFileError, match="no multi-labels"):
         ML.imagenet_m_accuracy(t, [None, *c[1:]], [None, *u[1:]], np.eye(8, dtype=bool)[0], n_classes=3)
 
 
@@ -84,7 +86,7 @@ def test_real_accuracy_by_hand():
     assert (r.n_kept, r.n_dropped) == (3, 1)
     assert r.top1 == pytest.approx(1 / 3) and r.topk == 1.0
     assert np.isnan(ML.real_accuracy(topk, sets, k=5, n_classes=6).topk)  # only 2 predictions per image
-    with pytest.raises(ML.LabelFileError, match="class 7, outside 0..5"):
+    with pytest.raises(LabelFileError, match="class 7, outside 0..5"):
         ML.real_accuracy(topk, [[7], [], [], []], n_classes=6)
 
 
@@ -180,7 +182,7 @@ def _write(tmp_path, fmt, records=RECORDS):
         p.write_text("".join(json.dumps(r) + "\n" for r in records))
     else:
         df = pd.DataFrame(records)
-        for col in ML.LIST_FIELDS:  # CSV exports write lists as text
+        for col in LF.LIST_FIELDS:  # CSV exports write lists as text
             df[col] = [" ".join(map(str, v)) for v in df[col]]
         df.to_csv(p, index=False)
     return p
@@ -194,8 +196,8 @@ def _manifest(ids=("a", "b", "c", "d"), labels=(0, 1, 2, 0)):
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
 def test_tfds_exports_read_the_same(tmp_path, fmt):
-    df = ML.read_tfds_multilabel(_write(tmp_path, fmt), n_classes=3)
-    assert list(df.columns) == list(ML.TFDS_FIELDS)
+    df = LF.read_tfds_multilabel(_write(tmp_path, fmt), n_classes=3)
+    assert list(df.columns) == list(LF.TFDS_FIELDS)
     assert df.file_name.tolist() == ["b.png", "a.png", "c.png"]
     assert df.correct_multi_labels.tolist() == [[0, 1], [], []]
     assert df.unclear_multi_labels.tolist() == [[], [0, 2], []]
@@ -209,13 +211,13 @@ def test_tfds_exports_read_the_same(tmp_path, fmt):
     ([{**RECORDS[0], "original_label": "cat"}], "original_label 'cat' is not a class index"),
 ])
 def test_bad_tfds_files_are_one_line_errors(tmp_path, records, message):
-    with pytest.raises(ML.LabelFileError, match=message) as e:
-        ML.read_tfds_multilabel(_write(tmp_path, "jsonl", records), n_classes=3)
+    with pytest.raises(LabelFileError, match=message) as e:
+        LF.read_tfds_multilabel(_write(tmp_path, "jsonl", records), n_classes=3)
     assert "\n" not in str(e.value)
 
 
 def test_labels_attach_by_file_name_not_by_order(tmp_path):
-    m = ML.attach_multilabels(_manifest(), _write(tmp_path, "json"), imagenet_m=["a.png", "c"])
+    m = LF.attach_multilabels(_manifest(), _write(tmp_path, "json"), imagenet_m=["a.png", "c"])
     t = m.table.set_index("id")
     assert t.loc["a", "unclear_multi_labels"] == [0, 2] and t.loc["b", "correct_multi_labels"] == [0, 1]
     assert t.loc["d", "correct_multi_labels"] is None  # unlabelled rows stay None and are not scored
@@ -223,7 +225,7 @@ def test_labels_attach_by_file_name_not_by_order(tmp_path):
     # the manifest survives a round trip through Parquet with its list columns
     back = Manifest.load(m.save(tmp_path / "m.parquet"))
     preds = [_preds(back, [0, 0, 2, 1])]
-    s = ML.multilabel_summary(back, preds, allow_missing_classes=True).iloc[0]
+    s = multilabel_summary(back, preds, allow_missing_classes=True).iloc[0]
     # a: 0 ∈ {0, 2} right; b: 0 ∈ {0, 1} right; c problematic; d unlabelled → classes 0 and 1 each 1/1
     assert s.ml_accuracy == 1.0 and (s.ml_scored, s.ml_problematic, s.ml_classes_used) == (2, 1, 2)
     assert (s.imagenet_m_correct, s.imagenet_m_size) == (1, 2)  # c is problematic: its top-1 2 ∉ ∅
@@ -239,59 +241,59 @@ def _preds(manifest, top1):
 
 def test_labels_that_do_not_fit_the_set_are_rejected(tmp_path):
     f = _write(tmp_path, "json")
-    with pytest.raises(ML.LabelFileError, match="1 labelled file.*not images of toy .*'c.png'"):
-        ML.attach_multilabels(_manifest(ids=("a", "b", "d", "e")), f)
-    with pytest.raises(ML.LabelFileError, match="another original_label .*b.png: 1 vs 2"):
-        ML.attach_multilabels(_manifest(labels=(0, 2, 2, 0)), f)
-    with pytest.raises(ML.LabelFileError, match="ImageNet-M .*not images of toy.*'zz.png'"):
-        ML.attach_multilabels(_manifest(), f, imagenet_m=["a.png", "zz.png"])
-    with pytest.raises(ML.LabelFileError, match="no multi-labels.*first: d"):
-        ML.attach_multilabels(_manifest(), f, imagenet_m=["d"])
+    with pytest.raises(LabelFileError, match="1 labelled file.*not images of toy .*'c.png'"):
+        LF.attach_multilabels(_manifest(ids=("a", "b", "d", "e")), f)
+    with pytest.raises(LabelFileError, match="another original_label .*b.png: 1 vs 2"):
+        LF.attach_multilabels(_manifest(labels=(0, 2, 2, 0)), f)
+    with pytest.raises(LabelFileError, match="ImageNet-M .*not images of toy.*'zz.png'"):
+        LF.attach_multilabels(_manifest(), f, imagenet_m=["a.png", "zz.png"])
+    with pytest.raises(LabelFileError, match="no multi-labels.*first: d"):
+        LF.attach_multilabels(_manifest(), f, imagenet_m=["d"])
     # two label entries that reach the same image (with and without the extension)
     twice = [RECORDS[1], {**RECORDS[1], "file_name": "a"}]
-    with pytest.raises(ML.LabelFileError, match="several label entries"):
-        ML.attach_multilabels(_manifest(), _write(tmp_path, "jsonl", twice))
+    with pytest.raises(LabelFileError, match="several label entries"):
+        LF.attach_multilabels(_manifest(), _write(tmp_path, "jsonl", twice))
 
 
 def test_real_json_entries_are_validation_file_names(tmp_path):
     f = tmp_path / "real.json"
     f.write_text(json.dumps([[1], [], [0, 2]]))
-    r = ML.read_real(f, n_classes=3)
+    r = LF.read_real(f, n_classes=3)
     assert r.file_name.tolist() == ["ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG",
                                     "ILSVRC2012_val_00000003.JPEG"]
     m = _manifest(ids=("ILSVRC2012_val_00000003.JPEG", "ILSVRC2012_val_00000001"), labels=(2, 0))
-    got = ML.attach_real(m, r).table.real_labels.tolist()
+    got = LF.attach_real(m, r).table.real_labels.tolist()
     assert got == [[0, 2], [1]]
-    with pytest.raises(ML.LabelFileError, match="1 of 4 images are not ImageNet validation files.*'a'"):
-        ML.attach_real(_manifest(ids=("a", *r.file_name)), r)
+    with pytest.raises(LabelFileError, match="1 of 4 images are not ImageNet validation files.*'a'"):
+        LF.attach_real(_manifest(ids=("a", *r.file_name)), r)
     f.write_text(json.dumps([[1], [3]]))
-    with pytest.raises(ML.LabelFileError, match=r"entry 1 \(ILSVRC2012_val_00000002.JPEG\) names class 3"):
-        ML.read_real(f, n_classes=3)
-    f.write_text(json.dumps([[]] * (ML.REAL_SIZE + 1)))
-    with pytest.raises(ML.LabelFileError, match="50,001 entries .* out of range"):
-        ML.read_real(f)
+    with pytest.raises(LabelFileError, match=r"entry 1 \(ILSVRC2012_val_00000002.JPEG\) names class 3"):
+        LF.read_real(f, n_classes=3)
+    f.write_text(json.dumps([[]] * (LF.REAL_SIZE + 1)))
+    with pytest.raises(LabelFileError, match="50,001 entries .* out of range"):
+        LF.read_real(f)
 
 
 def test_label_source_specs(tmp_path):
     f = _write(tmp_path, "csv")
-    m = ML.apply_label_sources(_manifest(), [f"tfds:{f}"])
-    assert ML.has_multilabels(m)
+    m = LF.apply_label_sources(_manifest(), [f"tfds:{f}"])
+    assert LF.has_multilabels(m)
     for bad, msg in [("nope:x", "give real:PATH"), (f"tfds:{tmp_path}/absent.json", "no such file"),
                      (f"imagenet-m:{f}", "needs the multi-labels")]:
         with pytest.raises(InputError, match=msg):
-            ML.apply_label_sources(_manifest(), [bad])
+            LF.apply_label_sources(_manifest(), [bad])
     with pytest.raises(InputError, match="given 2 times"):
-        ML.apply_label_sources(_manifest(), [f"tfds:{f}", f"tfds:{f}"])
+        LF.apply_label_sources(_manifest(), [f"tfds:{f}", f"tfds:{f}"])
 
 
 def test_predictions_are_matched_by_file_name(tmp_path):
     """A prediction file in another order than the manifest scores the right images; gaps are errors."""
-    m = ML.attach_multilabels(_manifest(ids=("a", "b", "c"), labels=(0, 1, 2)), _write(tmp_path, "json"))
+    m = LF.attach_multilabels(_manifest(ids=("a", "b", "c"), labels=(0, 1, 2)), _write(tmp_path, "json"))
     # c → 0 (wrong), a → 0 (right), b → 1 (right); read by position it would score 1/3
     scores = pd.DataFrame({"id": ["c", "a", "b"], "0": [1.0, 1.0, 0.0], "1": [0.0, 0.0, 1.0], "2": [0.0, 0.0, 0.0]})
     scores.to_csv(tmp_path / "p.csv", index=False)
     p = predict(m, [f"predictions:{tmp_path}/p.csv"], progress=False)
-    s = ML.multilabel_summary(m, p, allow_missing_classes=True).iloc[0]
+    s = multilabel_summary(m, p, allow_missing_classes=True).iloc[0]
     assert s.top1 == pytest.approx(2 / 3) and s.ml_accuracy == 1.0  # a → 0 and b → 1 are right, c problematic
     scores.iloc[:2].to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(PredictionMismatchError, match="1 manifest image.*no prediction.*'b'"):
@@ -307,11 +309,11 @@ TIMM_REAL = {"resnet50": (82.960, 95.472), "resnet18": (77.287, 92.747), "vgg16"
 @functools.cache
 def _real_val(ref):
     m = read_revision_json(ref / "imagenetv2" / "imagenet-validation-original.json", progress=False)
-    return ML.attach_real(m, ref / "real" / "real.json")
+    return LF.attach_real(m, ref / "real" / "real.json")
 
 
 def test_real_json_keeps_46837_images(reference):
-    r = ML.read_real(reference / "real" / "real.json")
+    r = LF.read_real(reference / "real" / "real.json")
     assert len(r) == 50_000 and sum(1 for s in r.real_labels if not s) == 3_163
     m = _real_val(reference)
     # the validation manifest lists the images by class, real.json by file number: matched by name
@@ -349,10 +351,10 @@ def test_the_same_through_predict_and_multilabel_summary(reference):
     m = _real_val(reference)
     npz = reference / "imagenetv2" / "predictions" / "imagenet-validation-original.npz"
     p = predict(m, [f"predictions:{npz}#resnet50"], progress=False)
-    s = ML.multilabel_summary(m, p).iloc[0]
+    s = multilabel_summary(m, p).iloc[0]
     assert s.top1 == pytest.approx(0.7613) and 100 * s.real_top1 == pytest.approx(82.96, abs=0.02)
     assert (s.real_kept, s.real_dropped) == (46_837, 3_163) and pd.isna(s.ml_accuracy)
 
 
 def test_errors_are_shiftlab_errors():
-    assert issubclass(ML.LabelFileError, ShiftlabError) and issubclass(ML.MissingClassesError, ShiftlabError)
+    assert issubclass(LabelFileError, ShiftlabError) and issubclass(ML.MissingClassesError, ShiftlabError)

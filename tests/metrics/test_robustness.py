@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
+from shiftlab.data.formats.testbed import read_testbed
 from shiftlab.data.layouts import read_revision_json
 from shiftlab.errors import InputError
 from shiftlab.metrics import accuracy_summary, clopper_pearson
@@ -22,11 +23,10 @@ from shiftlab.metrics.robustness import (
     effective_robustness,
     fit_line,
     inverse_transform,
-    load_testbed,
     pivot_results,
-    robustness_plot,
     transform,
 )
+from shiftlab.report.figures import robustness_plot
 
 V2 = "imagenetv2-matched-frequency-format-val"
 
@@ -258,19 +258,19 @@ def test_load_testbed_percent_to_fraction_empty_cells_and_types(tmp_path):
     top1s.write_text("model,val,v2\nresnet50,76.13,63.33\nvit,81.0,\nodd,50,40\n")
     types = tmp_path / "types.csv"
     types.write_text("model,type,type_description\nresnet50,STANDARD,Standard training\nvit,MORE_DATA,More data\n")
-    t = load_testbed(top1s, types)
+    t = read_testbed(top1s, types)
     assert list(t.columns) == ["model", "type", "type_description", "val", "v2"]
     row = t.set_index("model")
     assert row.loc["resnet50", "val"] == pytest.approx(0.7613) and row.loc["resnet50", "v2"] == pytest.approx(0.6333)
     assert np.isnan(row.loc["vit", "v2"]) and pd.isna(row.loc["odd", "type"])
-    assert list(load_testbed(top1s).columns) == ["model", "val", "v2"]
+    assert list(read_testbed(top1s).columns) == ["model", "val", "v2"]
     bad = tmp_path / "bad.csv"
     bad.write_text("model,val\na,150\n")
     with pytest.raises(InputError, match="percentages"):
-        load_testbed(bad)
+        read_testbed(bad)
     with pytest.raises(InputError, match="model"):
         (tmp_path / "nomodel.csv").write_text("name,val\na,1\n")
-        load_testbed(tmp_path / "nomodel.csv")
+        read_testbed(tmp_path / "nomodel.csv")
 
 
 def test_pivot_results_from_eval_output():
@@ -343,7 +343,7 @@ def test_plot_without_band_or_intervals_and_in_linear_scale():
 
 def test_testbed_standard_models_logit_fit(reference):
     d = reference / "testbed"
-    t = load_testbed(d / "top1s.csv", d / "model_types.csv")
+    t = read_testbed(d / "top1s.csv", d / "model_types.csv")
     er = effective_robustness(t, "val", V2, reference="STANDARD", n_boot=200, seed=0, baseline="resnet50")
     f = er.attrs["fit"]
     assert f.n == 87 and er["in_reference"].sum() == 87

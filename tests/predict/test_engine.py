@@ -10,9 +10,9 @@ import torch
 
 import shiftlab.predict.cache as cache_mod
 from helpers import TINY_NETS
+from shiftlab.analyze.evaluate import evaluate
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import IncompleteError, InputError
-from shiftlab.evaluate import evaluate
 from shiftlab.models.specs import load_model
 from shiftlab.predict.engine import Engine, predict
 

@@ -11,7 +11,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
 from shiftlab.errors import InputError
-from shiftlab.report.plots import CLIP, LinearFit, accuracy_scatter, bar_chart, percent_ticks, thumbnail_grid
+from shiftlab.report.figures import CLIP, accuracy_scatter, bar_chart, percent_ticks, thumbnail_grid
 
 
 def _logit(a):
@@ -135,7 +135,7 @@ def test_fit_line_and_band():
     df = _df()
     bx = np.linspace(0.5, 0.95, 20)
     band = (bx, 1 / (1 + np.exp(-(0.9 * _logit(bx) - 0.6))), 1 / (1 + np.exp(-(0.9 * _logit(bx) - 0.4))))
-    ax = accuracy_scatter(df, fit=LinearFit(0.9, -0.5, band=band, label="standard models")).axes[0]
+    ax = accuracy_scatter(df, fit=(0.9, -0.5), band=band, fit_label="standard models").axes[0]
     ln = _line(ax, "fit")
     np.testing.assert_allclose(_logit(ln.get_ydata()), 0.9 * _logit(ln.get_xdata()) - 0.5, atol=1e-9)
     assert min(ln.get_xdata()) == pytest.approx(ax.get_xlim()[0]) and max(ln.get_xdata()) == pytest.approx(

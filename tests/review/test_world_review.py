@@ -16,7 +16,7 @@ H = {TOKEN_HEADER: "t"}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from shiftlab.data.world import build_world
+    from shiftlab.world import build_world
 
     return build_world(tmp_path_factory.mktemp("world-review") / "ws", progress=False)
 
@@ -24,7 +24,7 @@ def world(tmp_path_factory):
 def test_reviewed_queue_gives_a_new_revision_without_the_duplicates(world, tmp_path):
     from shiftlab.cli import main
     from shiftlab.curate import dedup as dd
-    from shiftlab.curate.pipeline import DedupResult, dedup_pool, resolve_reviews, sample_pool_revision
+    from shiftlab.curate.imagenetv2 import DedupResult, dedup_pool, resolve_reviews, sample_pool_revision
     from shiftlab.curate.votes import attach_frequencies, import_votes
     from shiftlab.registry import register_dataset
 

@@ -16,11 +16,19 @@ The crowd-platform shape (MTurk batch input / batch results):
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+
+from shiftlab.data.layouts import read_dataset
+from shiftlab.errors import InputError
+from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
+from shiftlab.registry import load_plugins
 
 HIT_SIZE = 48
 N_POSITIVE = 3
@@ -109,10 +117,6 @@ def write_hit_batch(hits: Sequence[Hit], out_dir, class_names: Sequence[str],
                     glosses: Sequence[str] | None = None, *, seed: int | None = None):
     """Write ``batch.json`` (seed + HITs with URL → image id and role) and ``input.csv`` (the platform's
     batch input, see ``input_table``) into ``out_dir``; returns the two paths."""
-    from pathlib import Path
-
-    from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "batch.json", {"seed": seed, "hits": [h.to_json() for h in hits]})
@@ -123,11 +127,6 @@ def write_hit_batch(hits: Sequence[Hit], out_dir, class_names: Sequence[str],
 
 def read_hit_batch(path) -> list[Hit]:
     """The HITs of a ``batch.json`` (or of the ``batch.json`` in a folder); InputError when malformed."""
-    import json
-    from pathlib import Path
-
-    from shiftlab.errors import InputError
-
     p = Path(path)
     if p.is_dir():
         p = p / "batch.json"
@@ -179,3 +178,69 @@ def hits_for_pool(pool, validation, similar: Mapping[int, Sequence[int]], *, see
     neg = {k: val.get(int(similar[k][0]), []) if similar.get(k) else [] for k in cands}
     return make_hits(cands, val, neg, seed=seed, hit_size=hit_size, n_positive=n_positive,
                      n_negative=n_negative, url_base=url_base)
+
+
+# --- a HIT batch for a pool, as ``shiftlab hits make`` writes it ---------------------------------------------
+#: vocabulary name → its classes' most similar other classes, for vocabularies that come with one
+#: (``register_similar_classes``; the digits world registers the digits')
+_SIMILAR: dict[str, Mapping[int, Sequence[int]]] = {}
+
+
+def register_similar_classes(vocabulary: str, similar: Mapping[int, Sequence[int]]) -> None:
+    """Default negative-control classes for HITs over ``vocabulary`` (class → most similar other classes)."""
+    _SIMILAR[vocabulary] = {int(k): [int(x) for x in v] for k, v in similar.items()}
+
+
+def read_similar_classes(path: str | os.PathLike, vocabulary) -> dict[int, list[int]]:
+    """Class → most similar other classes from a JSON file such as ImageNetV2's ``most_similar_wnids.json``
+    (keys and values are wnids or class names; the list may start with the class itself, which is dropped)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable JSON file ({e})") from None
+    out = {}
+    for k, v in raw.items():
+        i = vocabulary.index_of(str(k))
+        out[i] = [vocabulary.index_of(str(x)) for x in v if vocabulary.index_of(str(x)) != i]
+    return out
+
+
+@dataclass(frozen=True)
+class HitBatch:
+    """What ``make_hit_batch`` wrote: the HITs, ``batch.json``, the platform's ``input.csv``, the class count."""
+
+    hits: list[Hit]
+    batch: Path
+    input_csv: Path
+    n_classes: int
+
+
+def make_hit_batch(pool, validation, *, seed: int, similar=None, annotate_validation: bool = False,
+                   out_dir: str | os.PathLike | None = None, workspace=None) -> HitBatch:
+    """HITs for a pool (``hits_for_pool``) written as ``batch.json`` and ``input.csv`` (``write_hit_batch``).
+
+    pool, validation: registered names, paths or Manifests of one vocabulary. ``similar``: class → most similar
+    classes (a mapping, or a JSON file for ``read_similar_classes``); default: the vocabulary's registered one.
+    ``out_dir``: default ``<workspace>/hits/<pool name>``.
+    """
+    p = pool if hasattr(pool, "table") else read_dataset(pool, workspace=workspace)
+    v = validation if hasattr(validation, "table") else read_dataset(validation, workspace=workspace)
+    if p.vocabulary.name != v.vocabulary.name:
+        raise InputError(f"{p.name} uses {p.vocabulary.name} but {v.name} uses {v.vocabulary.name}")
+    if similar is None:
+        load_plugins()
+        if p.vocabulary.name not in _SIMILAR:
+            raise InputError(f"give --similar (a JSON of class → most similar classes, e.g. ImageNetV2's "
+                             f"most_similar_wnids.json) for the {p.vocabulary.name} vocabulary")
+        similar = _SIMILAR[p.vocabulary.name]
+    elif not isinstance(similar, Mapping):
+        similar = read_similar_classes(similar, p.vocabulary)
+    hits = hits_for_pool(p, v, similar, seed=seed, annotate_validation=annotate_validation)
+    if out_dir is None:
+        from shiftlab.workspace import Workspace
+
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+        out_dir = ws.root / "hits" / p.name
+    batch, csv = write_hit_batch(hits, out_dir, p.vocabulary.names, [c.gloss for c in p.vocabulary.classes],
+                                 seed=seed)
+    return HitBatch(hits, batch, csv, int(p.table["label"].nunique()))

@@ -35,8 +35,8 @@ from typing import Any
 
 import pandas as pd
 
+from shiftlab.curate.dedup.thresholds import DEFAULT_REVIEW_TARGETS
 from shiftlab.curate.sample import (
-    DEFAULT_REVIEW_TARGETS,
     STANDARD_BINS,
     VARIANTS,
     SampleResult,

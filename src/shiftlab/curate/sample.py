@@ -30,12 +30,12 @@ from fractions import Fraction
 
 import pandas as pd
 
+from shiftlab.curate.dedup.thresholds import DEFAULT_REVIEW_TARGETS, IMAGENETV2_THRESHOLDS
 from shiftlab.errors import InputError
 
 CANDIDATE_COLUMNS = ("id", "class", "frequency", "n_annotations", "blacklisted", "near_duplicate", "reviewed")
 VALIDATION_COLUMNS = ("id", "class", "frequency", "n_annotations")
 STANDARD_BINS = (0.2, 0.4, 0.6, 0.8)
-DEFAULT_REVIEW_TARGETS = {"l2": 1.2e8, "dssim": 0.2205, "fc7": 1.32e4}
 VARIANTS = {"a": "sample_above_threshold", "b": "sample_wnid_histogram", "c": "sample_best"}
 VARIANT_NAMES = {"a": "Threshold0.7", "b": "MatchedFrequency", "c": "TopImages"}
 
@@ -144,8 +144,6 @@ def review_targets(metrics: Iterable[str], targets: Mapping[str, float] | None =
     ``DEFAULT_REVIEW_TARGETS`` (l2, dssim, fc7 — also for ``embedding``), else the metric's review
     threshold in ``shiftlab.curate.dedup.IMAGENETV2_THRESHOLDS`` (phash, aligned). Unknown metric →
     InputError."""
-    from shiftlab.curate.dedup import IMAGENETV2_THRESHOLDS
-
     out = {}
     for m in map(str, metrics):
         names = (m, "fc7") if m == "embedding" else (m,)

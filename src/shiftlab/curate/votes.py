@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from shiftlab.curate.annotate import Hit, read_hit_batch
+from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
+from shiftlab.registry import register_dataset
 
 VALID_STATUSES = ("Submitted", "Approved")
 STATUSES = ("Submitted", "Approved", "Rejected")
@@ -63,6 +65,14 @@ class VoteResult:
                 "images": int(f["image_id"].nunique()), "candidate_pairs": len(cand),
                 "min_valid_per_candidate": int(cand["n_valid"].min()) if len(cand) else 0,
                 "mean_candidate_frequency": float(cand["frequency"].mean()) if len(cand) else float("nan")}
+
+    def write(self, folder: str | os.PathLike) -> list[Path]:
+        """``frequencies.parquet`` and ``workers.csv`` in ``folder`` (made if missing); returns their paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.frequencies.to_parquet(folder / "frequencies.parquet", index=False)
+        self.workers.to_csv(folder / "workers.csv", index=False)
+        return [folder / "frequencies.parquet", folder / "workers.csv"]
 
     def for_role(self, role: str) -> pd.DataFrame:
         return self.frequencies[self.frequencies["role"].str.split("+").map(lambda r: role in r)]
@@ -226,3 +236,32 @@ def attach_frequencies(manifest, result: VoteResult, *, column: str = "selection
     t[column] = [float(f.at[k, "frequency"]) if k in f.index else np.nan for k in keys]
     t["n_annotations"] = np.array([int(f.at[k, "n_valid"]) if k in f.index else 0 for k in keys], dtype=np.int64)
     return replace(manifest, table=t)
+
+
+@dataclass(frozen=True)
+class HitsImport:
+    """What ``import_hits`` did: the votes, the files written, and the pool annotated with them (if any)."""
+
+    votes: VoteResult
+    written: list[Path]
+    pool: object | None = None  # Manifest with selection_frequency and n_annotations, registered again
+
+
+def import_hits(results_csv: str | os.PathLike, batch: str | os.PathLike, *, pool: str | None = None,
+                min_worker_accuracy: float | None = None, out_dir: str | os.PathLike | None = None,
+                workspace=None) -> HitsImport:
+    """``shiftlab hits import``: votes of a batch → files beside the batch, and the pool annotated.
+
+    results_csv, batch, min_worker_accuracy: as ``import_votes``. ``pool``: a registered name or path whose
+    images get ``selection_frequency`` / ``n_annotations`` (``attach_frequencies``); it is read before anything
+    is written and registered again under its name. ``out_dir``: default the batch's folder.
+    """
+    p = read_dataset(pool, workspace=workspace) if pool else None  # validate before writing anything
+    r = import_votes(results_csv, batch, min_worker_accuracy=min_worker_accuracy)
+    b = Path(batch)
+    written = r.write(out_dir if out_dir is not None else (b.parent if b.is_file() else b))
+    annotated = None
+    if p is not None:
+        annotated = attach_frequencies(p, r)
+        register_dataset(annotated, p.name, workspace)
+    return HitsImport(r, written, annotated)

@@ -12,7 +12,7 @@ class ManifestDataset(Dataset):
     """Decodes lazily with the manifest's recipe; see ``Manifest.torch_dataset``."""
 
     def __init__(self, manifest, recipe=None, *, normalize: bool = True):
-        from shiftlab.models.recipes import Recipe
+        from shiftlab.data.recipes import Recipe
 
         self.manifest = manifest
         self.recipe = recipe or Recipe()

@@ -15,11 +15,11 @@ Accuracies are fractions in [0, 1] throughout. Before transforming, they are cli
 
 Typical use::
 
-    table = load_testbed("top1s.csv", "model_types.csv")
+    table = read_testbed("top1s.csv", "model_types.csv")     # shiftlab.data.formats.testbed
     er = effective_robustness(table, "val", "imagenetv2-matched-frequency-format-val", reference="STANDARD")
     fit = er.attrs["fit"]                       # LineFit(slope, intercept, scale, n)
     grid, lo, hi = band_for_table(er)           # or bootstrap_band(...) directly
-    fig = robustness_plot(er, fit, (grid, lo, hi))
+    fig = robustness_plot(er, fit, (grid, lo, hi))  # shiftlab.report.figures.robustness
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from shiftlab.errors import InputError
 from shiftlab.metrics.accuracy import clopper_pearson
+from shiftlab.metrics.scales import EPS, SCALES, check_scale, inverse_transform, transform
 
 __all__ = [
     "EPS",
@@ -46,77 +46,9 @@ __all__ = [
     "effective_robustness",
     "fit_line",
     "inverse_transform",
-    "load_testbed",
     "pivot_results",
-    "robustness_plot",
     "transform",
 ]
-
-#: accuracies are clipped to [EPS, 1 − EPS] before a logit / probit transform (0 and 1 have none)
-EPS = 1e-6
-SCALES = ("logit", "probit", "linear")
-
-
-# ------------------------------------------------------------------------------------------- transforms
-
-def _check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise InputError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
-    return scale
-
-
-def transform(acc, scale: str = "logit") -> np.ndarray:
-    """Map accuracies (fractions) to the fitting space.
-
-    Parameters
-    ----------
-    acc : array-like
-        Accuracies as fractions in [0, 1].
-    scale : {"logit", "probit", "linear"}, default="logit"
-        ``logit``: t(a) = ln(a / (1 − a)); ``probit``: t(a) = Φ⁻¹(a) (``scipy.stats.norm.ppf``);
-        ``linear``: t(a) = a.
-
-    Returns
-    -------
-    t : ndarray of float
-
-    Notes
-    -----
-    For logit and probit, accuracies are first clipped to [``EPS``, 1 − ``EPS``] (``EPS`` = 1e-6), so
-    that 0 and 1 give finite values (about ±13.8 in logit space). Linear values are not clipped.
-    """
-    _check_scale(scale)
-    a = np.asarray(acc, dtype=float)
-    if scale == "linear":
-        return a.copy()
-    a = np.clip(a, EPS, 1 - EPS)
-    if scale == "logit":
-        return np.log(a) - np.log1p(-a)
-    return norm.ppf(a)
-
-
-def inverse_transform(t, scale: str = "logit") -> np.ndarray:
-    """Map values of the fitting space back to accuracies: the inverse of :func:`transform`.
-
-    Parameters
-    ----------
-    t : array-like
-    scale : {"logit", "probit", "linear"}, default="logit"
-        ``logit``: 1 / (1 + e^(−t)); ``probit``: Φ(t); ``linear``: t.
-
-    Returns
-    -------
-    acc : ndarray of float
-    """
-    _check_scale(scale)
-    t = np.asarray(t, dtype=float)
-    if scale == "linear":
-        return t.copy()
-    if scale == "logit":
-        with np.errstate(over="ignore"):
-            return 1.0 / (1.0 + np.exp(-t))
-    return norm.cdf(t)
-
 
 # ------------------------------------------------------------------------------------------- fitting
 
@@ -144,14 +76,6 @@ class LineFit:
     def to_dict(self) -> dict:
         """Plain dict (JSON-ready)."""
         return asdict(self)
-
-    def to_plot_fit(self, band=None, label: str | None = None):
-        """The :class:`shiftlab.report.plots.LinearFit` of this line, with an optional ``(x, lo, hi)`` band."""
-        from shiftlab.report.plots import LinearFit
-
-        if label is None:
-            label = f"{self.scale} fit on {self.n} models: slope {self.slope:.3f}, intercept {self.intercept:.3f}"
-        return LinearFit(self.slope, self.intercept, band=None if band is None else tuple(band), label=label)
 
 
 def _pairs(id_acc, ood_acc) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +109,7 @@ def fit_line(id_acc, ood_acc, scale: str = "logit") -> LineFit:
     InputError
         Fewer than 2 models, NaN / out-of-range accuracies, or all id accuracies equal (no line).
     """
-    _check_scale(scale)
+    check_scale(scale)
     x, y = _pairs(id_acc, ood_acc)
     if x.size < 2:
         raise InputError(f"a line needs at least 2 models, got {x.size}")
@@ -215,7 +139,7 @@ def bootstrap_fits(id_acc, ood_acc, scale: str = "logit", n_boot: int = 1000, se
         Columns slope, intercept. A resample whose models all share one id accuracy has no line: its
         row is NaN (ignored by the percentiles downstream).
     """
-    _check_scale(scale)
+    check_scale(scale)
     x, y = _pairs(id_acc, ood_acc)
     if x.size < 2:
         raise InputError(f"a bootstrap needs at least 2 models, got {x.size}")
@@ -287,7 +211,7 @@ def bootstrap_band(id_acc, ood_acc, scale: str = "logit", grid=None, n_boot: int
 
 # ------------------------------------------------------------------------------------------- tables
 
-def _interval_cols(table: pd.DataFrame, col: str) -> tuple[str, str] | None:
+def interval_columns(table: pd.DataFrame, col: str) -> tuple[str, str] | None:
     lo, hi = f"{col}_low", f"{col}_high"
     return (lo, hi) if lo in table.columns and hi in table.columns else None
 
@@ -331,7 +255,7 @@ def effective_robustness(
     Parameters
     ----------
     table : DataFrame
-        One row per model, with accuracies as fractions (e.g. from :func:`load_testbed` or
+        One row per model, with accuracies as fractions (e.g. from :func:`shiftlab.data.formats.testbed.read_testbed` or
         :func:`pivot_results`). Interval columns ``{id_col}_low/_high`` and ``{ood_col}_low/_high`` are
         carried over when present.
     id_col, ood_col : str
@@ -367,7 +291,7 @@ def effective_robustness(
     InputError
         Missing columns, fewer than 2 reference models with both accuracies, an unknown baseline.
     """
-    _check_scale(scale)
+    check_scale(scale)
     missing = [c for c in (model_col, id_col, ood_col) if c not in table.columns]
     if missing:
         raise InputError(f"column(s) {', '.join(map(repr, missing))} not in the table; it has "
@@ -388,7 +312,7 @@ def effective_robustness(
         out["type"] = table[group_col]
     for name, col in (("id_acc", id_col), ("ood_acc", ood_col)):
         out[name] = pd.to_numeric(table[col], errors="coerce").astype(float)
-        iv = _interval_cols(table, col)
+        iv = interval_columns(table, col)
         if iv:
             out[f"{name}_low"] = pd.to_numeric(table[iv[0]], errors="coerce").astype(float)
             out[f"{name}_high"] = pd.to_numeric(table[iv[1]], errors="coerce").astype(float)
@@ -449,62 +373,7 @@ def band_for_table(result: pd.DataFrame, grid=None) -> tuple[np.ndarray, np.ndar
     return grid, lo, hi
 
 
-# ------------------------------------------------------------------------------------------- loaders
-
-def load_testbed(top1s_csv, model_types_csv=None) -> pd.DataFrame:
-    """The imagenet-testbed accuracy table, as fractions, optionally with the model types.
-
-    Parameters
-    ----------
-    top1s_csv : path or file-like
-        ``top1s.csv``: one row per model (column ``model``), one column per evaluation setting, top-1 in
-        percent; an empty cell means the model was not evaluated there (NaN here).
-    model_types_csv : path or file-like, optional
-        ``model_types.csv`` with columns ``model, type, type_description``; left-joined on ``model``
-        (models without an entry get NaN type).
-
-    Returns
-    -------
-    table : DataFrame
-        ``model``, then ``type`` and ``type_description`` when types are given, then the settings as
-        fractions in [0, 1].
-    """
-    try:
-        df = pd.read_csv(top1s_csv)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise InputError(f"cannot read the testbed table {top1s_csv}: {e}") from e
-    if "model" not in df.columns:
-        raise InputError(f"{top1s_csv} has no 'model' column; expected imagenet-testbed's top1s.csv")
-    if df["model"].duplicated().any():
-        dup = df.loc[df["model"].duplicated(), "model"].iloc[0]
-        raise InputError(f"{top1s_csv} lists model {dup!r} more than once")
-    df["model"] = df["model"].astype(str)
-    cols = [c for c in df.columns if c != "model"]
-    vals = df[cols].apply(pd.to_numeric, errors="coerce").astype(float)
-    bad = df[cols].notna() & vals.isna()
-    if bad.to_numpy().any():
-        raise InputError(f"{top1s_csv}: non-numeric accuracy values in column(s) "
-                         f"{', '.join(map(str, bad.any()[bad.any()].index[:5]))}")
-    arr = vals.to_numpy()
-    if np.nanmin(arr, initial=0) < 0 or np.nanmax(arr, initial=0) > 100:
-        raise InputError(f"{top1s_csv}: accuracies must be percentages in [0, 100]")
-    out = pd.concat([df[["model"]], vals / 100.0], axis=1)
-    if model_types_csv is not None:
-        try:
-            types = pd.read_csv(model_types_csv, dtype=str)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise InputError(f"cannot read the model type table {model_types_csv}: {e}") from e
-        need = [c for c in ("model", "type") if c not in types.columns]
-        if need:
-            raise InputError(f"{model_types_csv} lacks column(s) {', '.join(need)}; expected model,type,"
-                             "type_description")
-        if "type_description" not in types.columns:
-            types["type_description"] = np.nan
-        types = types[["model", "type", "type_description"]].drop_duplicates("model", keep="first")
-        out = out.merge(types, on="model", how="left", validate="one_to_one")
-        out = out[["model", "type", "type_description", *cols]]
-    return out
-
+# ------------------------------------------------------------------------------------------- tables
 
 def add_clopper_pearson(table: pd.DataFrame, col: str, n: int, alpha: float = 0.05) -> pd.DataFrame:
     """Add ``{col}_low`` / ``{col}_high``: Clopper–Pearson intervals of accuracies measured on ``n`` images.
@@ -590,68 +459,3 @@ def pivot_results(df: pd.DataFrame, id_dataset: str, ood_dataset: str, *, metric
     out = out[both].reset_index(drop=True)
     return out[["model", "id_acc", "id_acc_low", "id_acc_high", "n_id", "ood_acc", "ood_acc_low", "ood_acc_high",
                 "n_ood"]]
-
-
-# ------------------------------------------------------------------------------------------- plot
-
-def robustness_plot(
-    table: pd.DataFrame,
-    fit: LineFit | None = None,
-    band=None,
-    group_col: str | None = "type",
-    *,
-    id_col: str = "id_acc",
-    ood_col: str = "ood_acc",
-    model_col: str = "model",
-    xlabel: str | None = None,
-    ylabel: str | None = None,
-    title: str | None = None,
-    annotate=None,
-    figsize: tuple[float, float] = (7.0, 6.0),
-    **kwargs,
-):
-    """The effective-robustness scatter (SPECS S1.7).
-
-    Axes in the fit's scale (logit by default) with percent ticks, the y = x line, the fitted line with
-    its bootstrap band, Clopper–Pearson error bars where ``{id_col}_low/_high`` and ``{ood_col}_low/_high``
-    are present, points coloured by ``group_col``. Drawn by :func:`shiftlab.report.plots.accuracy_scatter`.
-
-    Parameters
-    ----------
-    table : DataFrame
-        Typically the output of :func:`effective_robustness`.
-    fit : LineFit, optional
-        Default: ``table.attrs["fit"]``.
-    band : (grid, y_low, y_high), optional
-        From :func:`band_for_table` or :func:`bootstrap_band`; None draws the line alone.
-    group_col : str or None, default="type"
-        Colour column (ignored when absent from the table).
-    id_col, ood_col, model_col : str
-    xlabel, ylabel, title : str, optional
-        Axis labels default to the ``id_col`` / ``ood_col`` of the result's attrs.
-    annotate : bool or list of str, optional
-        Passed to ``accuracy_scatter``.
-    figsize : (float, float)
-    **kwargs
-        Further ``accuracy_scatter`` options (``limits``, ``palette``, ``legend_loc``).
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
-    from shiftlab.report.plots import accuracy_scatter
-
-    if fit is None:
-        fit = table.attrs.get("fit")
-        if fit is None:
-            raise InputError("robustness_plot needs a fit (or the output of effective_robustness)")
-    a = table.attrs
-    x_err = _interval_cols(table, id_col)
-    y_err = _interval_cols(table, ood_col)
-    group = group_col if group_col is not None and group_col in table.columns else None
-    return accuracy_scatter(
-        table, id_col, ood_col, label=model_col, group=group, x_err=x_err, y_err=y_err,
-        xlabel=xlabel if xlabel is not None else a.get("id_col", id_col),
-        ylabel=ylabel if ylabel is not None else a.get("ood_col", ood_col),
-        title=title, fit=fit.to_plot_fit(band), scale=fit.scale, annotate=annotate, figsize=figsize, **kwargs,
-    )

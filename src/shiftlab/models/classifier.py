@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError
-from shiftlab.models.recipes import Recipe
 
 
 class Classifier:

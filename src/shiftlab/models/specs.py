@@ -1,9 +1,11 @@
 """Model spec strings → Classifier (or precomputed predictions), like timm's registry.
 
-``world:<name>`` (the embedded digits-world zoo), ``torchvision:<name>``, ``timm:<name>``,
-``robustbench:<name>@<dataset>/<threat>``, ``torchscript:<path>``, ``onnx:<path>``,
-``python:<module>:<factory>``, ``predictions:<path>[#array]``.
-A bare name is looked up among the workspace's model aliases (``shiftlab models add NAME SPEC``).
+Built in: ``torchvision:<name>``, ``timm:<name>``, ``robustbench:<name>@<dataset>/<threat>``,
+``torchscript:<path>``, ``onnx:<path>``, ``python:<module>:<factory>``, ``predictions:<path>[#array]``.
+More schemes come from ``register_scheme`` (timm's ``register_model`` is the model): shiftlab's digits world adds
+``world:<name>`` that way, and any installed package can add its own through a ``shiftlab.plugins`` entry point
+(``shiftlab.registry.load_plugins``). A bare name is looked up among the workspace's model aliases
+(``shiftlab models add NAME SPEC``).
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shiftlab.errors import MissingDependencyError, UnknownNameError
-from shiftlab.models.recipes import Recipe
+from shiftlab.data.recipes import Recipe
+from shiftlab.errors import InputError, MissingDependencyError, UnknownNameError
+from shiftlab.registry import load_plugins, model_aliases
 
 
 @dataclass(frozen=True)
 class Scheme:
     name: str
     example: str
-    loader: str  #: "module:function" inside shiftlab.models.adapters, imported on use
+    #: a function ``(rest, *, spec, workspace)``, or its "package.module:function" (imported on use)
+    loader: str | Callable
     requires: tuple[str, ...] = ()
     install: str = ""
     doc: str = ""
@@ -35,32 +39,61 @@ class Scheme:
         return out
 
     def load_fn(self) -> Callable:
-        mod, fn = self.loader.split(":")
-        return getattr(importlib.import_module(f"shiftlab.models.adapters.{mod}"), fn)
+        if callable(self.loader):
+            return self.loader
+        mod, fn = self.loader.rsplit(":", 1)
+        return getattr(importlib.import_module(mod), fn)
 
 
+_ADAPTERS = "shiftlab.models.adapters"
+#: every known scheme by name: the built-in ones below, then what ``register_scheme`` adds
 SCHEMES: dict[str, Scheme] = {s.name: s for s in [
-    Scheme("world", "world:cnn-medium-s0", "world:load",
-           doc="a model of the embedded digits-world zoo (trained and cached on first use)"),
-    Scheme("torchvision", "torchvision:resnet50", "hub:load_torchvision", ("torchvision",),
+    Scheme("torchvision", "torchvision:resnet50", f"{_ADAPTERS}.hub:load_torchvision", ("torchvision",),
            "pip install torchvision", "torchvision.models with its default weights and transforms"),
-    Scheme("timm", "timm:vit_base_patch16_224", "hub:load_timm", ("timm",), "pip install timm",
+    Scheme("timm", "timm:vit_base_patch16_224", f"{_ADAPTERS}.hub:load_timm", ("timm",), "pip install timm",
            "timm.create_model(pretrained=True) with its data config"),
-    Scheme("robustbench", "robustbench:Salman2020Do_R50@imagenet/Linf", "hub:load_robustbench",
+    Scheme("robustbench", "robustbench:Salman2020Do_R50@imagenet/Linf", f"{_ADAPTERS}.hub:load_robustbench",
            ("robustbench",), "pip install git+https://github.com/RobustBench/robustbench.git",
            "RobustBench model zoo: <name>@<dataset>/<threat model>"),
-    Scheme("torchscript", "torchscript:model.pt", "torchscript:load", doc="a TorchScript archive"),
-    Scheme("onnx", "onnx:model.onnx", "onnx:load", ("onnxruntime", "onnx"), "pip install 'shiftlab[onnx]'",
-           "an ONNX graph run with onnxruntime"),
-    Scheme("python", "python:mypkg.models:build", "pyfactory:load",
+    Scheme("torchscript", "torchscript:model.pt", f"{_ADAPTERS}.torchscript:load", doc="a TorchScript archive"),
+    Scheme("onnx", "onnx:model.onnx", f"{_ADAPTERS}.onnx:load", ("onnxruntime", "onnx"),
+           "pip install 'shiftlab[onnx]'", "an ONNX graph run with onnxruntime"),
+    Scheme("python", "python:mypkg.models:build", f"{_ADAPTERS}.pyfactory:load",
            doc="a factory returning an nn.Module (module may be a .py path)"),
-    Scheme("predictions", "predictions:preds.npz#resnet50", "predictions:load",
+    Scheme("predictions", "predictions:preds.npz#resnet50", f"{_ADAPTERS}.predictions:load",
            doc="precomputed logits, probabilities or top-k indices (.npy/.npz/.csv/.parquet)"),
 ]}
+_BUILT_IN = frozenset(SCHEMES)
+
+
+def register_scheme(scheme: Scheme, *, replace: bool = False) -> Scheme:
+    """Make ``<scheme.name>:<rest>`` specs load through ``scheme.loader(rest, spec=, workspace=)``.
+
+    A built-in scheme cannot be replaced; another registered one only with ``replace=True`` (a second
+    registration of an equal Scheme is a no-op, so a plug-in may register twice). Returns the scheme.
+    """
+    name = scheme.name
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise InputError(f"model scheme names are letters, digits, '-' and '_', not {name!r}")
+    old = SCHEMES.get(name)
+    if old is not None and old != scheme:
+        if name in _BUILT_IN or not replace:
+            raise InputError(f"model scheme {name!r} is already registered ({old.doc or old.loader}); "
+                             "pass replace=True to replace a plug-in's scheme")
+    SCHEMES[name] = scheme
+    return scheme
+
+
+def schemes() -> dict[str, Scheme]:
+    """All model schemes, the installed plug-ins' included (``shiftlab models`` lists them)."""
+    load_plugins()
+    return SCHEMES
 
 
 def split_spec(spec: str) -> tuple[str, str]:
     scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in SCHEMES:
+        load_plugins()  # an installed plug-in may add it (or, for the message below, others)
     if not sep or scheme not in SCHEMES:
         raise UnknownNameError(
             f"unknown model {spec!r}: use one of the schemes {', '.join(s + ':' for s in SCHEMES)} "
@@ -73,8 +106,6 @@ def split_spec(spec: str) -> tuple[str, str]:
 def resolve_alias(spec: str, workspace=None) -> str:
     if ":" in spec:
         return spec
-    from shiftlab.registry import model_aliases
-
     aliases = model_aliases(workspace)
     if spec in aliases:
         return aliases[spec]

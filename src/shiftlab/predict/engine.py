@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from shiftlab.data.decode import DEFAULT_MAX_PIXELS
+from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError
 from shiftlab.models.adapters.predictions import PrecomputedPredictions
 from shiftlab.models.classifier import Classifier
-from shiftlab.models.recipes import Recipe
 from shiftlab.models.specs import load_model
 from shiftlab.predict.cache import DecodedCache
 from shiftlab.predict.store import DEFAULT_CHUNK, PredictionStore

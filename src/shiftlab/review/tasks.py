@@ -348,6 +348,14 @@ def check_config(cfg: Mapping) -> dict:
             "decisions": out}
 
 
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """Image ids from a text file, one per line (blank lines skipped)."""
+    try:
+        return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ids ({e.strerror or e})") from None
+
+
 def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks", *, name: str | None = None,
                 items: Sequence[Mapping] | None = None, workspace=None) -> dict:
     """A per-image queue over ``dataset``: ``config`` is a built-in name, a JSON path or a dict

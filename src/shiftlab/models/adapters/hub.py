@@ -7,9 +7,9 @@ from the zoo's cache or download, so an offline machine needs them cached before
 
 from __future__ import annotations
 
+from shiftlab.data.recipes import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Recipe
 from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.models.classifier import TorchClassifier
-from shiftlab.models.recipes import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Recipe
 
 
 def _interp(x) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError
 from shiftlab.models.classifier import Classifier, file_key
-from shiftlab.models.recipes import Recipe
 
 
 class OnnxClassifier(Classifier):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
+from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError
 from shiftlab.models.classifier import Classifier, TorchClassifier, weights_key
-from shiftlab.models.recipes import Recipe
 
 
 def _import(module: str, spec: str):

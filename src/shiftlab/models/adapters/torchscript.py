@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError
 from shiftlab.models.classifier import Classifier, file_key
-from shiftlab.models.recipes import Recipe
 
 RECIPE_FILE = "shiftlab_recipe.json"
 

@@ -1,0 +1,51 @@
+"""Per-image representations for the near-duplicate metrics: the scaled copy, perceptual hashes, embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+# --- per-image representations ---------------------------------------------------------------------
+def scaled_recipe(size: int = 256):
+    """The recipe of the "scaled" copy: size×size RGB uint8, aspect ratio not kept, no normalisation."""
+    from shiftlab.data.recipes import Recipe
+
+    return Recipe(resize=size, crop=None, square=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def scaled_pixels(manifest, workspace=None, *, size: int = 256, progress: bool = False):
+    """(uint8 (N, 3, size, size) memory map, valid mask (N,)), decoded once into the workspace cache."""
+    from shiftlab.predict.cache import DecodedCache
+    from shiftlab.workspace import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+    cache = DecodedCache(manifest, scaled_recipe(size), ws, progress=progress).build()
+    return cache.pixels(), cache.valid_mask()
+
+
+def phash_bits(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (N, 3, H, W) → uint8 (N, 64) of 0/1: the bits of ``imagehash.phash`` of each image."""
+    import imagehash
+    from PIL import Image
+
+    out = np.zeros((len(pixels), 64), np.uint8)
+    for i in range(len(pixels)):
+        img = Image.fromarray(np.ascontiguousarray(np.asarray(pixels[i]).transpose(1, 2, 0)))
+        out[i] = imagehash.phash(img).hash.reshape(-1)
+    return out
+
+
+def embeddings(manifest, model: str, workspace=None, *, device: str = "auto", progress: bool = False):
+    """(float32 (N, D) penultimate features of ``model`` on its own recipe, valid mask (N,))."""
+    from shiftlab.predict.engine import predict
+
+    p = predict(manifest, [model], workspace=workspace, features=True, device=device, progress=progress)[0]
+    return np.nan_to_num(p.features.astype(np.float32)), p.valid
+
+
+def flat_pixels(pixels: np.ndarray) -> np.ndarray:
+    return pixels.reshape(len(pixels), -1)  # a memory map stays one: knn reads it a chunk at a time
+
+
+def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return a if len(rows) == len(a) else a[rows]  # a copy only when undecodable rows must go

@@ -1,0 +1,71 @@
+"""The effective-robustness plot (SPECS S1.7): a scatter on the fit's scale with the fitted line and its band."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from shiftlab.errors import InputError
+from shiftlab.metrics.robustness import LineFit, interval_columns
+from shiftlab.report.figures.scatter import accuracy_scatter
+
+
+def robustness_plot(
+    table: pd.DataFrame,
+    fit: LineFit | None = None,
+    band=None,
+    group_col: str | None = "type",
+    *,
+    id_col: str = "id_acc",
+    ood_col: str = "ood_acc",
+    model_col: str = "model",
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    annotate=None,
+    figsize: tuple[float, float] = (7.0, 6.0),
+    **kwargs,
+):
+    """The effective-robustness scatter (SPECS S1.7).
+
+    Axes in the fit's scale (logit by default) with percent ticks, the y = x line, the fitted line with
+    its bootstrap band, Clopper–Pearson error bars where ``{id_col}_low/_high`` and ``{ood_col}_low/_high``
+    are present, points coloured by ``group_col``. Drawn by :func:`shiftlab.report.figures.scatter.accuracy_scatter`.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Typically the output of :func:`effective_robustness`.
+    fit : LineFit, optional
+        Default: ``table.attrs["fit"]``.
+    band : (grid, y_low, y_high), optional
+        From :func:`band_for_table` or :func:`bootstrap_band`; None draws the line alone.
+    group_col : str or None, default="type"
+        Colour column (ignored when absent from the table).
+    id_col, ood_col, model_col : str
+    xlabel, ylabel, title : str, optional
+        Axis labels default to the ``id_col`` / ``ood_col`` of the result's attrs.
+    annotate : bool or list of str, optional
+        Passed to ``accuracy_scatter``.
+    figsize : (float, float)
+    **kwargs
+        Further ``accuracy_scatter`` options (``limits``, ``palette``, ``legend_loc``).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    if fit is None:
+        fit = table.attrs.get("fit")
+        if fit is None:
+            raise InputError("robustness_plot needs a fit (or the output of effective_robustness)")
+    a = table.attrs
+    x_err = interval_columns(table, id_col)
+    y_err = interval_columns(table, ood_col)
+    group = group_col if group_col is not None and group_col in table.columns else None
+    return accuracy_scatter(
+        table, id_col, ood_col, label=model_col, group=group, x_err=x_err, y_err=y_err,
+        xlabel=xlabel if xlabel is not None else a.get("id_col", id_col),
+        ylabel=ylabel if ylabel is not None else a.get("ood_col", ood_col),
+        title=title, fit=fit, band=None if band is None else tuple(band), scale=fit.scale, annotate=annotate,
+        figsize=figsize, **kwargs,
+    )
