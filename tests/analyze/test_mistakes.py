@@ -13,7 +13,7 @@ from conftest import ZOO_WORLD_MODELS
 from helpers import write_breeds
 from shiftlab.analyze import mistakes as mk
 from shiftlab.data.classes import imagenet_1k
-from shiftlab.data.hierarchy import imagenet_hierarchy, load_hierarchy
+from shiftlab.data.hierarchy import imagenet_hierarchy, read_hierarchy
 from shiftlab.errors import InputError
 from shiftlab.report.figures import category_fraction_figure, confusion_figure
 from shiftlab.world.mistakes import world_cues
@@ -25,12 +25,12 @@ def _mistakes_dir(reference):
 
 # --- the published records ------------------------------------------------------------------------------------
 def test_vit3b_mistakes_load(reference):
-    df = mk.load_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json")
+    df = mk.read_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json")
     assert len(df) == 378 and (df.severity == "Major").sum() == 154
     assert df.category.value_counts().to_dict() == {
         mk.FINE_GRAINED: 241, mk.FINE_GRAINED_OOV: 54, mk.SPURIOUS: 52, mk.NON_PROTOTYPICAL: 30,
         mk.MULTILABEL_OPTIONS: 1}
-    folded = mk.load_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json", fold_borderline=True)
+    folded = mk.read_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json", fold_borderline=True)
     assert folded.severity.value_counts().to_dict() == {"Minor": 150 + 74, "Major": 154}
 
 
@@ -38,20 +38,20 @@ def test_both_spellings_of_the_oov_category_are_one(reference):
     raw = json.loads((_mistakes_dir(reference) / "greedy_soups_mistakes.json").read_text())
     spelled = pd.Series([v["failure category"] for v in raw.values()]).value_counts()
     assert spelled["Fine-grained with OOV"] == 9 and spelled["Fine-grained error with OOV"] == 17
-    df = mk.load_mistakes(_mistakes_dir(reference) / "greedy_soups_mistakes.json")
+    df = mk.read_mistakes(_mistakes_dir(reference) / "greedy_soups_mistakes.json")
     assert (df.category == mk.FINE_GRAINED_OOV).sum() == 26 and "Fine-grained with OOV" not in set(df.category)
     assert len(df) == 249
 
 
 def test_records_round_trip(reference, tmp_path):
     src = _mistakes_dir(reference) / "vit3b_mistakes.json"
-    df = mk.load_mistakes(src)
-    out = mk.save_mistakes(df.sample(frac=1, random_state=0), tmp_path / "again.json")
+    df = mk.read_mistakes(src)
+    out = mk.write_mistakes(df.sample(frac=1, random_state=0), tmp_path / "again.json")
     assert json.loads(out.read_text()) == json.loads(src.read_text())  # the very same records
-    pd.testing.assert_frame_equal(mk.load_mistakes(out), df.sort_values("file_name").reset_index(drop=True))
+    pd.testing.assert_frame_equal(mk.read_mistakes(out), df.sort_values("file_name").reset_index(drop=True))
     # greedy soups comes back with the one spelling of the OOV category, otherwise unchanged
-    gs = mk.load_mistakes(_mistakes_dir(reference) / "greedy_soups_mistakes.json")
-    back = mk.load_mistakes(mk.save_mistakes(gs, tmp_path / "gs.json"))
+    gs = mk.read_mistakes(_mistakes_dir(reference) / "greedy_soups_mistakes.json")
+    back = mk.read_mistakes(mk.write_mistakes(gs, tmp_path / "gs.json"))
     pd.testing.assert_frame_equal(back, gs.sort_values("file_name").reset_index(drop=True))
 
 
@@ -65,7 +65,7 @@ def test_bad_records_are_one_line_errors(tmp_path):
                      ([1, 2], "maps file names")]:
         f.write_text(json.dumps(doc))
         with pytest.raises(InputError, match=msg) as e:
-            mk.load_mistakes(f)
+            mk.read_mistakes(f)
         assert "\n" not in str(e.value)
     with pytest.raises(InputError, match="has no severity"):
         mk.mistakes_to_json(pd.DataFrame({"file_name": ["a"], "top_prediction": [1], "category": [mk.MAJOR],
@@ -78,7 +78,7 @@ def test_published_fine_grained_errors_share_a_breeds_superclass(reference):
     voc, h = imagenet_1k(), imagenet_hierarchy()
     val = json.loads((reference / "imagenetv2" / "imagenet-validation-original.json").read_text())
     label = {f: voc.index_of(w) for f, w in val["image_filenames"]}
-    df = mk.load_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json")
+    df = mk.read_mistakes(_mistakes_dir(reference) / "vit3b_mistakes.json")
     df["shared"] = [h.shared_superclass(label[f], p) is not None for f, p in zip(df.file_name, df.top_prediction)]
     share = df.groupby("category").shared.agg(["sum", "size"])
     assert tuple(share.loc[mk.FINE_GRAINED]) == (182, 241)
@@ -88,8 +88,8 @@ def test_published_fine_grained_errors_share_a_breeds_superclass(reference):
 
 # --- class confusions -------------------------------------------------------------------------------------------
 def test_published_confusions_load_as_unordered_pairs(reference, tmp_path):
-    w = mk.load_confusions(_mistakes_dir(reference) / "class_confusion_wnids.json")
-    s = mk.load_confusions(_mistakes_dir(reference) / "class_confusion_synsets.json")
+    w = mk.read_confusions(_mistakes_dir(reference) / "class_confusion_wnids.json")
+    s = mk.read_confusions(_mistakes_dir(reference) / "class_confusion_synsets.json")
     assert len(w) == len(s) == 481 and w["count"].sum() == s["count"].sum() == 545
     assert (w.a < w.b).all() and (w.a >= 0).all()
     # the names file spells ImageNet's two "crane"s alike: those pairs keep the name and index −1
@@ -101,7 +101,7 @@ def test_published_confusions_load_as_unordered_pairs(reference, tmp_path):
     # the order within a pair does not matter: swapped pairs load to the same table
     raw = json.loads((_mistakes_dir(reference) / "class_confusion_wnids.json").read_text())
     (tmp_path / "swapped.json").write_text(json.dumps([[b, a, c] for a, b, c in raw]))
-    pd.testing.assert_frame_equal(mk.load_confusions(tmp_path / "swapped.json"), w)
+    pd.testing.assert_frame_equal(mk.read_confusions(tmp_path / "swapped.json"), w)
 
 
 def test_confusion_pairs_by_hand():
@@ -125,7 +125,7 @@ def test_confusion_pairs_by_hand():
 def toy_hierarchy(tmp_path):
     # classes 0, 1 under "pets"; 2 under "tools"; 3 not placed
     edges = [("root", "pets"), ("root", "tools"), ("pets", "p0"), ("pets", "p1"), ("tools", "t2")]
-    return load_hierarchy(write_breeds(tmp_path / "h", edges, {"pets": "pets", "tools": "tools"},
+    return read_hierarchy(write_breeds(tmp_path / "h", edges, {"pets": "pets", "tools": "tools"},
                                   [[0, "p0", ""], [1, "p1", ""], [2, "t2", ""], [3, "x3", ""]]))
 
 
@@ -224,7 +224,7 @@ def test_planted_multilabel_images_move_from_error_to_not_a_mistake(world_mistak
         two = (k == "two-digit").to_numpy()
         assert two.sum() >= 20 and (two & moved.to_numpy()).sum() >= 0.6 * two.sum()  # 35/50 and 43/49 seen
         # problematic images are not scored at all
-        assert not (k == "problematic").any() and r.n_images == len(ml) - 20
+        assert not (k == "problematic").any() and r.n_scored == len(ml) - 20
         # on the planted kinds, multi-label accuracy is far above top-1
         planted = kind[kind.isin(["two-digit", "blend"])].index
         top1 = 1 - tab.index.isin(planted).sum() / len(planted)
@@ -287,12 +287,12 @@ def test_world_records_round_trip_through_review(world_mistakes, tmp_path):
                            "reason": "Borderline" if q["suggested_category"] == mk.FINE_GRAINED else q["severity"]}
                  for q in queue}
     final = mk.apply_review_decisions(r.table, decisions, require_all=True)
-    path = mk.save_mistakes(final, tmp_path / f"{r.model}_mistakes.json")
-    back = mk.load_mistakes(path)
+    path = mk.write_mistakes(final, tmp_path / f"{r.model}_mistakes.json")
+    back = mk.read_mistakes(path)
     assert len(back) == (r.table.category != mk.NOT_A_MISTAKE).sum()
     assert (back[back.category == mk.FINE_GRAINED].severity == "Borderline").all()
-    assert mk.load_mistakes(path, fold_borderline=True).severity.isin(["Major", "Minor"]).all()
-    assert json.loads(mk.save_mistakes(back, tmp_path / "again.json").read_text()) == json.loads(path.read_text())
+    assert mk.read_mistakes(path, fold_borderline=True).severity.isin(["Major", "Minor"]).all()
+    assert json.loads(mk.write_mistakes(back, tmp_path / "again.json").read_text()) == json.loads(path.read_text())
 
 
 def test_the_review_apps_image_queue_takes_the_suggestions(world_mistakes, tmp_path):

@@ -94,7 +94,8 @@ def test_models_add_registers_an_alias(capsys, tmp_path):
     (["eval", "--dataset", "x", "--models", "y", "--batch-size", "0"], "batch-size"),
     (["eval", "--dataset", "x"], "--models"),
     (["eval", "--no-such-option"], "No such option"),
-    (["eval", "-d", "{ref}/imagenetv2/imagenetv2-c-12.json", "-m", "x", "--mean", "a,b"], "mean must be comma-separated"),
+    (["eval", "-d", "{ref}/imagenetv2/imagenetv2-c-12.json", "-m", "x", "--mean", "a,b"],
+     "mean must be comma-separated"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needle, reference, capsys):
     if "torchvision" in " ".join(argv):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import ZOO_WORLD_MODELS
-from shiftlab.analyze.mistakes import NOT_A_MISTAKE, load_mistakes
+from shiftlab.analyze.mistakes import NOT_A_MISTAKE, read_mistakes
 from shiftlab.cli import main
 
 
@@ -103,7 +103,7 @@ def test_mistakes_command_on_the_world(capsys, zoo_world, tmp_path):
     assert "of 280 scored images" in text and "Not a mistake" in text and "Fine-grained error" in text
     assert "checks skipped" not in text  # the world provides multi-labels, hierarchy, neighbours and cues
     table = pd.read_csv(out.with_suffix(".csv"))
-    records = load_mistakes(out)
+    records = read_mistakes(out)
     assert len(records) == (table.category != NOT_A_MISTAKE).sum() > 0
     assert set(records.file_name) == set(table.id[table.category != NOT_A_MISTAKE])
     items = json.loads(queue.read_text())["items"]
@@ -159,7 +159,7 @@ def test_mistakes_confirmed_in_the_review_app_export_as_vit3b_records(capsys, zo
                             "--review-task", "confirm-mistakes", "--out", str(tmp_path / "auto_mistakes.json"))
     assert code == 0, err
     assert "review task 'confirm-mistakes'" in _flat(stdout)
-    auto = load_mistakes(tmp_path / "auto_mistakes.json").set_index("file_name")
+    auto = read_mistakes(tmp_path / "auto_mistakes.json").set_index("file_name")
     with TestClient(create_app(ws, token="t", reviewer="curator")) as c:
         items = c.get("/api/tasks/confirm-mistakes/items", headers={TOKEN_HEADER: "t"}).json()["items"]
         assert len(items) == len(auto) and all(it["suggestion"] for it in items)
@@ -173,7 +173,7 @@ def test_mistakes_confirmed_in_the_review_app_export_as_vit3b_records(capsys, zo
                             "--reviewed", "confirm-mistakes", "--out", str(final_path))
     assert code == 0, err
     assert "2 decided in review task 'confirm-mistakes'" in _flat(stdout)
-    final = load_mistakes(final_path).set_index("file_name")
+    final = read_mistakes(final_path).set_index("file_name")
     for target, (category, severity) in changed.items():
         key = next(f for f in final.index if f.startswith(target))
         assert (final.loc[key, "category"], final.loc[key, "severity"]) == (category, severity)

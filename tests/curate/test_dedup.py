@@ -329,7 +329,7 @@ def world_dedup(tmp_path_factory):
     train_zoo(world.manifest("train"), ws, names=["cnn-medium-s0"], progress=False)
     refs = {s: world.manifest(s) for s in ("train", "test", "pool")}
     table = find_near_duplicates(world.manifest("pool"), refs, ["l2", "dssim", "phash", "embedding"], k=10,
-                                 review_k=TEST_REVIEW_K, dssim_k=3, model="world:cnn-medium-s0",
+                                 review_k=TEST_REVIEW_K, dssim_k=3, feature_model="world:cnn-medium-s0",
                                  size=WORLD_SIZE, workspace=ws, device="cpu")
     return world, ws, table
 
@@ -415,7 +415,7 @@ def test_world_ssim_matches_skimage_on_real_pairs(world_dedup):
 def test_find_near_duplicates_validates_before_work():
     with pytest.raises(InputError, match="unknown near-duplicate metric"):
         find_near_duplicates(None, {"x": None}, ["l3"])
-    with pytest.raises(InputError, match="needs a model"):
+    with pytest.raises(InputError, match="needs a feature model"):
         find_near_duplicates(None, {"x": None}, ["embedding"])
     with pytest.raises(InputError, match="reference set"):
         find_near_duplicates(None, {}, ["l2"])

@@ -81,9 +81,9 @@ def test_zero_and_one_are_clipped_not_infinite(scale):
     df = pd.DataFrame({"model": list("abcd"), "val": [0.0, 0.3, 0.6, 1.0], "v2": [0.0, 0.2, 0.5, 1.0]})
     with np.errstate(all="raise"):
         er = effective_robustness(df, "val", "v2", scale=scale, n_boot=50)
-    num = er.select_dtypes("number").drop(columns="relative_robustness")
+    num = er.table.select_dtypes("number").drop(columns="relative_robustness")
     assert np.isfinite(num.to_numpy()).all()
-    assert np.isfinite([er.attrs["fit"].slope, er.attrs["fit"].intercept]).all()
+    assert np.isfinite([er.fit.slope, er.fit.intercept]).all()
 
 
 # ------------------------------------------------------------------------------------------- fitting
@@ -120,16 +120,16 @@ def test_fit_line_rejects_bad_input():
 def test_points_on_a_line_have_zero_effective_robustness_and_a_degenerate_band():
     df = table_on_line()
     er = effective_robustness(df, "val", "v2", n_boot=200)
-    f = er.attrs["fit"]
+    f = er.fit
     assert f.slope == pytest.approx(0.9) and f.intercept == pytest.approx(-0.5) and f.n == 8
-    np.testing.assert_allclose(er["effective_robustness"], 0, atol=1e-12)
-    np.testing.assert_allclose(er["effective_robustness_low"], 0, atol=1e-9)
-    np.testing.assert_allclose(er["effective_robustness_high"], 0, atol=1e-9)
+    np.testing.assert_allclose(er.table["effective_robustness"], 0, atol=1e-12)
+    np.testing.assert_allclose(er.table["effective_robustness_low"], 0, atol=1e-9)
+    np.testing.assert_allclose(er.table["effective_robustness_high"], 0, atol=1e-9)
     grid = np.array([0.5, 0.7, 0.9])
     lo, hi = bootstrap_band(df["val"], df["v2"], "logit", grid, n_boot=200)
     np.testing.assert_allclose(lo, hi, atol=1e-9)
     np.testing.assert_allclose(lo, expit(0.9 * logit(grid) - 0.5), atol=1e-9)
-    assert er["relative_robustness"].isna().all()
+    assert er.table["relative_robustness"].isna().all()
 
 
 def test_a_model_five_points_above_the_line():
@@ -138,14 +138,15 @@ def test_a_model_five_points_above_the_line():
     y_line = float(expit(0.9 * logit(x_new) - 0.5))
     df = pd.concat([df, pd.DataFrame({"model": ["robust"], "type": ["MORE_DATA"], "val": [x_new],
                                       "v2": [y_line + 0.05]})], ignore_index=True)
-    er = effective_robustness(df, "val", "v2", n_boot=100).set_index("model")
+    er = effective_robustness(df, "val", "v2", n_boot=100).table.set_index("model")
     # not in the reference group, so the line is unchanged and the model sits 5 points above it
     assert not er.loc["robust", "in_reference"] and er["in_reference"].sum() == 8
     assert er.loc["robust", "predicted_ood"] == pytest.approx(y_line, abs=1e-12)
     assert er.loc["robust", "effective_robustness"] == pytest.approx(0.05, abs=1e-12)
     assert er.loc["robust", "effective_robustness_low"] == pytest.approx(0.05, abs=1e-9)
     # fitting on all models instead pulls the line up: the model's effective robustness shrinks
-    er_all = effective_robustness(df, "val", "v2", reference=np.ones(len(df), bool), n_boot=0).set_index("model")
+    er_all = effective_robustness(df, "val", "v2", reference=np.ones(len(df), bool), n_boot=0)
+    er_all = er_all.table.set_index("model")
     assert 0 < er_all.loc["robust", "effective_robustness"] < 0.05
     assert er_all["effective_robustness_low"].isna().all()
 
@@ -157,16 +158,16 @@ def test_effective_robustness_in_accuracy_points_for_a_noisy_reference():
     df = pd.DataFrame({"model": [f"m{i}" for i in range(40)], "val": x, "v2": y})
     er = effective_robustness(df, "val", "v2", scale="logit", n_boot=300, seed=1)
     f = fit_line(x, y, "logit")
-    np.testing.assert_allclose(er["effective_robustness"], y - expit(f.slope * logit(x) + f.intercept))
-    assert (er["effective_robustness_low"] <= er["effective_robustness"] + 1e-12).all()
-    assert (er["effective_robustness_high"] >= er["effective_robustness"] - 1e-12).all()
-    assert (er["effective_robustness_high"] - er["effective_robustness_low"] > 0).all()
+    np.testing.assert_allclose(er.table["effective_robustness"], y - expit(f.slope * logit(x) + f.intercept))
+    assert (er.table["effective_robustness_low"] <= er.table["effective_robustness"] + 1e-12).all()
+    assert (er.table["effective_robustness_high"] >= er.table["effective_robustness"] - 1e-12).all()
+    assert (er.table["effective_robustness_high"] - er.table["effective_robustness_low"] > 0).all()
 
 
 def test_relative_robustness_against_a_baseline():
     df = pd.DataFrame({"model": ["base", "a", "b", "c"], "val": [0.76, 0.80, 0.70, 0.82],
                        "v2": [0.63, 0.70, 0.55, 0.69]})
-    er = effective_robustness(df, "val", "v2", baseline="base", n_boot=0).set_index("model")
+    er = effective_robustness(df, "val", "v2", baseline="base", n_boot=0).table.set_index("model")
     np.testing.assert_allclose(er.loc[["base", "a", "b", "c"], "relative_robustness"], [0, 0.07, -0.08, 0.06],
                                atol=1e-12)
     with pytest.raises(InputError, match="baseline"):
@@ -180,13 +181,13 @@ def test_reference_selection_by_group_mask_and_missing_values():
     df = pd.concat([df, pd.DataFrame({"model": ["unevaluated"], "type": ["STANDARD"], "val": [0.7],
                                       "v2": [np.nan]})], ignore_index=True)
     er = effective_robustness(df, "val", "v2", n_boot=0)  # default reference: STANDARD
-    assert er.attrs["fit"].n == 7 and er.attrs["n_missing"] == 1 and "unevaluated" not in set(er["model"])
-    assert er.attrs["fit"].slope == pytest.approx(0.9)
-    assert er.set_index("model").loc["m0", "effective_robustness"] == pytest.approx(0.1, abs=1e-12)
+    assert er.fit.n == 7 and er.n_missing == 1 and "unevaluated" not in set(er.table["model"])
+    assert er.fit.slope == pytest.approx(0.9)
+    assert er.table.set_index("model").loc["m0", "effective_robustness"] == pytest.approx(0.1, abs=1e-12)
     er2 = effective_robustness(df, "val", "v2", reference=["STANDARD", "ROBUST_INTV"], n_boot=0)
-    assert er2.attrs["fit"].n == 8 and er2.attrs["fit"].slope != pytest.approx(0.9)
+    assert er2.fit.n == 8 and er2.fit.slope != pytest.approx(0.9)
     no_type = df.drop(columns="type")
-    assert effective_robustness(no_type, "val", "v2", n_boot=0).attrs["fit"].n == 8  # all models
+    assert effective_robustness(no_type, "val", "v2", n_boot=0).fit.n == 8  # all models
     with pytest.raises(InputError, match="group column"):
         effective_robustness(no_type, "val", "v2", reference="STANDARD", n_boot=0)
     with pytest.raises(InputError, match="boolean mask"):
@@ -217,10 +218,12 @@ def test_bootstrap_is_seeded():
     np.testing.assert_array_equal(bootstrap_fits(x, y, n_boot=50, seed=1), bootstrap_fits(x, y, n_boot=50, seed=1))
     df = pd.DataFrame({"model": [f"m{i}" for i in range(len(x))], "val": x, "v2": y})
     e1, e2, e3 = (effective_robustness(df, "val", "v2", n_boot=200, seed=s) for s in (3, 3, 4))
-    pd.testing.assert_frame_equal(e1, e2)
-    assert not np.array_equal(e1["effective_robustness_low"], e3["effective_robustness_low"])
-    np.testing.assert_array_equal(e1["effective_robustness"], e3["effective_robustness"])  # the fit is not random
-    assert e1.attrs["seed"] == 3 and e1.attrs["n_boot"] == 200
+    pd.testing.assert_frame_equal(e1.table, e2.table)
+    lo1, lo3 = e1.table["effective_robustness_low"], e3.table["effective_robustness_low"]
+    assert not np.array_equal(lo1, lo3)
+    # the fit is not random
+    np.testing.assert_array_equal(e1.table["effective_robustness"], e3.table["effective_robustness"])
+    assert e1.seed == 3 and e1.n_boot == 200
 
 
 def test_bootstrap_band_brackets_the_fit_and_matches_the_percentiles():
@@ -290,7 +293,7 @@ def test_pivot_results_from_eval_output():
     assert (a["ood_acc_low"], a["ood_acc_high"]) == pytest.approx(clopper_pearson(114, 190))
     assert (a["id_acc_low"], a["id_acc_high"]) == pytest.approx(clopper_pearson(800, 1000))
     er = effective_robustness(p, "id_acc", "ood_acc", n_boot=0)
-    assert {"id_acc_low", "id_acc_high", "ood_acc_low", "ood_acc_high"} <= set(er.columns)
+    assert {"id_acc_low", "id_acc_high", "ood_acc_low", "ood_acc_high"} <= set(er.table.columns)
     with pytest.raises(InputError, match="no results for dataset"):
         pivot_results(df, "val", "imagenet-r")
     with pytest.raises(InputError, match="more than one"):
@@ -312,7 +315,7 @@ def test_plot_has_logit_axes_band_diagonal_and_error_bars():
     er = effective_robustness(df, "val", "v2", n_boot=100)
     grid, lo, hi = band_for_table(er)
     assert grid.shape == lo.shape == hi.shape and (lo <= hi + 1e-12).all()
-    fig = robustness_plot(er, er.attrs["fit"], (grid, lo, hi))
+    fig = robustness_plot(er, band=(grid, lo, hi))
     ax = fig.axes[0]
     assert ax.get_xscale() == "logit" and ax.get_yscale() == "logit"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("val", "v2")  # the source columns, from the result's attrs
@@ -336,7 +339,7 @@ def test_plot_without_band_or_intervals_and_in_linear_scale():
     ax = fig.axes[0]
     assert ax.get_xscale() == "linear"
     assert not any(isinstance(c, PolyCollection) for c in ax.collections)
-    assert isinstance(er.attrs["fit"], LineFit)
+    assert isinstance(er.fit, LineFit)
 
 
 # ------------------------------------------------------------------------------------------- published data
@@ -345,14 +348,14 @@ def test_testbed_standard_models_logit_fit(reference):
     d = reference / "testbed"
     t = read_testbed(d / "top1s.csv", d / "model_types.csv")
     er = effective_robustness(t, "val", V2, reference="STANDARD", n_boot=200, seed=0, baseline="resnet50")
-    f = er.attrs["fit"]
-    assert f.n == 87 and er["in_reference"].sum() == 87
+    f = er.fit
+    assert f.n == 87 and er.table["in_reference"].sum() == 87
     assert round(f.slope, 3) == 0.923 and round(f.intercept, 3) == -0.498
     # the reference models scatter around their own line; the standard ResNet-50 is 0 from itself
-    assert abs(er.loc[er["in_reference"], "effective_robustness"].mean()) < 0.01
-    assert er.set_index("model").loc["resnet50", "relative_robustness"] == 0
+    assert abs(er.table.loc[er.table["in_reference"], "effective_robustness"].mean()) < 0.01
+    assert er.table.set_index("model").loc["resnet50", "relative_robustness"] == 0
     # the probit fit is a different line through the same models
-    fp = effective_robustness(t, "val", V2, n_boot=0, scale="probit").attrs["fit"]
+    fp = effective_robustness(t, "val", V2, n_boot=0, scale="probit").fit
     assert fp.n == 87 and fp.slope != pytest.approx(f.slope, abs=1e-3)
 
 
@@ -372,10 +375,10 @@ def test_imagenetv2_linear_fit_and_drop_over_64_models(reference):
     table = pivot_results(pd.DataFrame(rows), *sets)
     assert len(table) == 64 and (table["n_id"] == 50000).all() and (table["n_ood"] == 10000).all()
     er = effective_robustness(table, "id_acc", "ood_acc", scale="linear", n_boot=200, baseline="resnet50")
-    f = er.attrs["fit"]
+    f = er.fit
     assert f.n == 64
     assert round(f.slope, 3) == 1.110 and round(f.intercept, 3) == -0.203
-    drop = 100 * (er["id_acc"] - er["ood_acc"])
+    drop = 100 * (er.table["id_acc"] - er.table["ood_acc"])
     assert round(drop.min(), 1) == 10.3 and round(drop.max(), 1) == 13.6
-    r50 = er.set_index("model").loc["resnet50"]
+    r50 = er.table.set_index("model").loc["resnet50"]
     assert round(100 * r50["ood_acc"], 2) == 63.33 and r50["relative_robustness"] == 0

@@ -114,7 +114,7 @@ def test_class_names_and_notes_render_as_text(rws, client):
     voc = Vocabulary("evil", (ClassInfo(0, None, (evil,), "gloss <b>bold</b>"), ClassInfo(1, None, ("two",), "")))
     register_dataset(replace(rws.pool, vocabulary=voc), "pool", rws.ws)
     tk.classes_task("pool", name=f"c-{'x'}", workspace=rws.ws)
-    t = tk.save_task({**rws.tasks["images"], "name": "evil-task",
+    t = tk.write_task({**rws.tasks["images"], "name": "evil-task",
                       "config": {**rws.tasks["images"]["config"], "title": evil, "instructions": evil}}, rws.ws)
     assert t.is_file()
     page = client.get("/task/evil-task", headers=H).text

@@ -33,7 +33,7 @@ class EvalResult:
         rows = {(i, r) for p in self.predictions for i, r in p.bad.items()}
         return pd.DataFrame(sorted(rows), columns=["id", "reason"])
 
-    def save(self, out: str | Path) -> tuple[Path, Path]:
+    def write(self, out: str | Path) -> tuple[Path, Path]:
         """Write ``out`` as CSV (RESULT_COLUMNS) and the same table beside it as Parquet."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,13 +24,12 @@ from shiftlab.report import Report, robustness_plot
 class RobustnessResult:
     """One effective-robustness fit.
 
-    ``table``: one row per model (``effective_robustness``'s columns: id_acc, ood_acc, predicted_ood,
-    effective_robustness with its 95 % interval, relative_robustness, in_reference, type); ``fit``: the line;
-    ``band``: (grid, low, high) of the bootstrap band; the rest: what was asked for.
+    ``result``: ``effective_robustness``'s (``result.table``: one row per model with id_acc, ood_acc,
+    predicted_ood, effective_robustness with its 95 % interval, relative_robustness, in_reference, type;
+    ``result.fit``: the line); ``band``: (grid, low, high) of the bootstrap band; the rest: what was asked for.
     """
 
-    table: pd.DataFrame
-    fit: rb.LineFit
+    result: rb.EffectiveRobustness
     band: tuple[np.ndarray, np.ndarray, np.ndarray]
     id_set: str
     ood_set: str
@@ -38,19 +37,27 @@ class RobustnessResult:
     n_boot: int
     seed: int
 
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.result.table
+
+    @property
+    def fit(self) -> rb.LineFit:
+        return self.result.fit
+
     def write(self, folder: str | os.PathLike) -> list[Path]:
         """``robustness.csv`` and an HTML report with the plot (``index.html`` + PNG) in ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(folder / "robustness.csv", index=False)
-        fit = self.fit
+        fit = self.result.fit
         rep = Report(f"Effective robustness: {self.ood_set} vs {self.id_set}",
                      f"Least-squares line in {self.scale} space over the reference models; effective robustness = "
                      "shifted accuracy − the line's prediction, with 95% bootstrap intervals.",
                      meta={"slope": round(fit.slope, 4), "intercept": round(fit.intercept, 4), "models in fit": fit.n,
                            "bootstrap": f"{self.n_boot} resamples, seed {self.seed}"})
         sec = rep.section("The fit")
-        sec.figure(robustness_plot(self.table, fit, self.band, group_col="type" if "type" in self.table else None,
+        sec.figure(robustness_plot(self.result, band=self.band, group_col="type" if "type" in self.table else None,
                                    xlabel=f"{self.id_set} top-1", ylabel=f"{self.ood_set} top-1"), "robustness",
                    "Fit with its 95% bootstrap band; the dashed line is y = x.")
         return [folder / "robustness.csv", rep.write(folder)]
@@ -111,4 +118,4 @@ def robustness_study(id_set: str, ood_set: str, *, models: list[str] | None = No
         reference = reference[0]
     er = rb.effective_robustness(table, id_col, ood_col, reference, scale=scale, baseline=baseline, n_boot=n_boot,
                                  seed=seed)
-    return RobustnessResult(er, er.attrs["fit"], rb.band_for_table(er), id_set, ood_set, scale, n_boot, seed)
+    return RobustnessResult(er, er.band(), id_set, ood_set, scale, n_boot, seed)

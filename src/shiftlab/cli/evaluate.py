@@ -57,7 +57,7 @@ def eval_cmd(
         out.print(f"{len(bad)} image(s) could not be decoded and were excluded: "
                   + ", ".join(f"{n} {r}" for r, n in counts.items()))
     if out_file is not None:
-        csv, pq = res.save(out_file)
+        csv, pq = res.write(out_file)
         out.print(f"wrote {csv} and {pq}")
     if labels:
         _label_metrics(res, labels, allow_missing_classes, out_file)

@@ -116,8 +116,8 @@ def dedup(
     q = read_dataset(query, workspace=ws())
     refs = {name: read_dataset(name, workspace=ws()) for name in split_names(reference)}
     r = dedup_pool(q, refs, split_names(metrics), k, review_k=review_k, thresholds=thresholds or None,
-                   quantile=quantile, reviews=review_table, model=model, size=size, workspace=ws(), device=device,
-                   progress=True)
+                   quantile=quantile, reviews=review_table, feature_model=model, size=size, workspace=ws(),
+                   device=device)
     written = r.write(out_dir or ws().root / "dedup" / q.name)
     t = table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
               ["metric", "threshold", "queue rows", "candidates queued"],

@@ -54,7 +54,7 @@ def mistakes(
     res = mk.mistakes_study(dataset, model, labels=labels, train=train, hierarchy=hierarchy, cues=cues,
                             feature_model=feature_model, k=k, min_neighbours=min_neighbours, max_hops=max_hops,
                             device=device, batch_size=batch_size, workspace=ws())
-    t = table(f"{res.model} on {res.dataset}: {res.n_errors} top-1 errors of {res.n_images} scored images "
+    t = table(f"{res.model} on {res.dataset}: {res.n_errors} top-1 errors of {res.n_scored} scored images "
               f"(top-1 {pct(res.top1)} %)", ["category", "errors", "share %"], right=("errors", "share %"))
     counts = res.table["category"].value_counts()
     for c, f in res.fractions().items():
@@ -69,7 +69,7 @@ def mistakes(
     out.print(e)
     if reviewed is not None:
         final = mk.apply_review_decisions(res.table, task_decisions(reviewed, ws()))
-        p = mk.save_mistakes(final, out_file)
+        p = mk.write_mistakes(final, out_file)
         n_rev = int(final["reviewed"].sum())
         out.print(f"wrote {p}: {len(final)} errors, {n_rev} decided in review task {reviewed!r}, "
                   f"{len(final) - n_rev} keep the automatic suggestion")

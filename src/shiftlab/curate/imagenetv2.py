@@ -79,12 +79,12 @@ def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[st
 
 def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Iterable[str] = ("l2", "dssim", "phash"),
                k: int = 100, *, review_k: int = 30, thresholds: Mapping[str, float] | None = None,
-               quantile: float | None = None, reviews: pd.DataFrame | None = None, progress: bool = False,
+               quantile: float | None = None, reviews: pd.DataFrame | None = None, progress: bool = True,
                **search) -> DedupResult:
     """Near-duplicates of the candidate pool ``query`` among ``references`` (S1.3), and with ``reviews``
     their resolution (S1.4; ``resolve_reviews``).
 
-    metrics, k, review_k and ``search`` (model, size, align_size, workspace, device, …) go to
+    metrics, k, review_k and ``search`` (feature_model, size, align_size, workspace, device, …) go to
     ``find_near_duplicates``. The review queue's thresholds are ``IMAGENETV2_THRESHOLDS``, or with
     ``quantile`` read off the data (``quantile_thresholds``), and ``thresholds`` (metric → distance) override
     either (metric names as in ``IMAGENETV2_THRESHOLDS``). Everything is checked before the search starts."""

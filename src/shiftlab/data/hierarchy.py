@@ -134,7 +134,7 @@ def _placed(parents, nodes) -> tuple[str | None, ...]:
     return tuple(n if n in known else None for n in nodes)
 
 
-def load_hierarchy(path: str | os.PathLike, *, n_classes: int | None = None) -> Hierarchy:
+def read_hierarchy(path: str | os.PathLike, *, n_classes: int | None = None) -> Hierarchy:
     """Read a BREEDS hierarchy folder (or a JSON file in the packaged form)."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix.lower() == ".json":

@@ -38,7 +38,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_files(paths: list[Path], progress: bool = True, what: str = "hashing") -> list[str | None]:
+def hash_files(paths: list[Path], *, progress: bool = True, what: str = "hashing") -> list[str | None]:
     """sha256 of each file (None for unreadable ones: decoding reports them later)."""
     from shiftlab.progress import track
 

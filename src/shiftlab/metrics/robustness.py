@@ -17,9 +17,9 @@ Typical use::
 
     table = read_testbed("top1s.csv", "model_types.csv")     # shiftlab.data.formats.testbed
     er = effective_robustness(table, "val", "imagenetv2-matched-frequency-format-val", reference="STANDARD")
-    fit = er.attrs["fit"]                       # LineFit(slope, intercept, scale, n)
-    grid, lo, hi = band_for_table(er)           # or bootstrap_band(...) directly
-    fig = robustness_plot(er, fit, (grid, lo, hi))  # shiftlab.report.figures.robustness
+    er.fit, er.table                            # LineFit(slope, intercept, scale, n); one row per model
+    grid, lo, hi = er.band()                    # or bootstrap_band(...) directly
+    fig = robustness_plot(er, band=(grid, lo, hi))  # shiftlab.report.figures.robustness
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def bootstrap_band(id_acc, ood_acc, scale: str = "logit", grid=None, n_boot: int
     return inverse_transform(lo, scale), inverse_transform(hi, scale)
 
 
-# ------------------------------------------------------------------------------------------- tables
+# ------------------------------------------------------------------------------------------- effective robustness
 
 def interval_columns(table: pd.DataFrame, col: str) -> tuple[str, str] | None:
     lo, hi = f"{col}_low", f"{col}_high"
@@ -236,6 +236,30 @@ def _reference_mask(table: pd.DataFrame, reference, group_col: str | None) -> np
     return mask
 
 
+@dataclass
+class EffectiveRobustness:
+    """What :func:`effective_robustness` found: the per-model ``table``, the ``fit`` over the reference
+    models, and the parameters: ``scale``, ``n_boot``, ``seed``, ``level``, ``baseline``, ``id_col`` /
+    ``ood_col`` (the input's columns), ``n_missing`` (rows left out for lack of an accuracy) and
+    ``n_boot_degenerate`` (bootstrap resamples without a line)."""
+
+    table: pd.DataFrame
+    fit: LineFit
+    scale: str
+    n_boot: int
+    seed: int
+    level: float
+    baseline: str | None
+    id_col: str
+    ood_col: str
+    n_missing: int
+    n_boot_degenerate: int
+
+    def band(self, grid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``band_for_table(self, grid)``: the fit's bootstrap band."""
+        return band_for_table(self, grid)
+
+
 def effective_robustness(
     table: pd.DataFrame,
     id_col: str,
@@ -249,7 +273,7 @@ def effective_robustness(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> pd.DataFrame:
+) -> EffectiveRobustness:
     """Effective and relative robustness of every model in ``table``.
 
     Parameters
@@ -277,14 +301,12 @@ def effective_robustness(
 
     Returns
     -------
-    result : DataFrame
-        One row per model that has both accuracies (in the input order): ``model``, ``type`` (when
-        present), ``id_acc``, ``ood_acc`` (and their ``_low``/``_high`` intervals when present),
+    result : EffectiveRobustness
+        ``result.table``: one row per model that has both accuracies (in the input order): ``model``,
+        ``type`` (when present), ``id_acc``, ``ood_acc`` (and their ``_low``/``_high`` intervals when present),
         ``in_reference``, ``predicted_ood``, ``effective_robustness``, ``effective_robustness_low``,
-        ``effective_robustness_high``, ``relative_robustness``. ``result.attrs`` holds ``fit`` (the
-        :class:`LineFit`), ``scale``, ``n_boot``, ``seed``, ``level``, ``baseline``, ``id_col``,
-        ``ood_col``, ``n_missing`` (rows left out for lack of an accuracy) and ``n_boot_degenerate``
-        (resamples without a line).
+        ``effective_robustness_high``, ``relative_robustness``; beside it the ``fit`` (:class:`LineFit`) and
+        what was asked for (see :class:`EffectiveRobustness`).
 
     Raises
     ------
@@ -342,34 +364,32 @@ def effective_robustness(
         if len(hit) > 1:
             raise InputError(f"baseline model {baseline!r} appears {len(hit)} times in the table")
         out["relative_robustness"] = y - float(hit.iloc[0])
-    out.attrs.update(fit=fit, scale=scale, n_boot=int(n_boot), seed=seed, level=level, baseline=baseline,
-                     id_col=id_col, ood_col=ood_col, n_missing=int((~have).sum()),
-                     n_boot_degenerate=n_degenerate)
-    return out
+    return EffectiveRobustness(out, fit, scale=scale, n_boot=int(n_boot), seed=seed, level=level, baseline=baseline,
+                               id_col=id_col, ood_col=ood_col, n_missing=int((~have).sum()),
+                               n_boot_degenerate=n_degenerate)
 
 
-def band_for_table(result: pd.DataFrame, grid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def band_for_table(result: EffectiveRobustness, grid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bootstrap band of an :func:`effective_robustness` result, with the same seed and resamples.
 
     Parameters
     ----------
-    result : DataFrame
-        Output of :func:`effective_robustness` (uses its ``attrs`` and its reference rows).
+    result : EffectiveRobustness
     grid : array-like, optional
         Id accuracies; default: :func:`default_grid` over all models of ``result``.
 
     Returns
     -------
     grid, y_low, y_high : ndarray
-        Ready for ``robustness_plot(result, fit, band=(grid, y_low, y_high))``.
+        Ready for ``robustness_plot(result, band=(grid, y_low, y_high))``.
     """
-    a = result.attrs
-    if "fit" not in a:
-        raise InputError("band_for_table needs the output of effective_robustness (its attrs hold the fit)")
-    ref = result[result["in_reference"]]
-    grid = default_grid(result["id_acc"], a["scale"]) if grid is None else np.asarray(grid, dtype=float)
-    lo, hi = bootstrap_band(ref["id_acc"], ref["ood_acc"], a["scale"], grid, n_boot=max(a["n_boot"], 1),
-                            seed=a["seed"], level=a["level"])
+    if not isinstance(result, EffectiveRobustness):
+        raise InputError("band_for_table needs the result of effective_robustness")
+    t = result.table
+    ref = t[t["in_reference"]]
+    grid = default_grid(t["id_acc"], result.scale) if grid is None else np.asarray(grid, dtype=float)
+    lo, hi = bootstrap_band(ref["id_acc"], ref["ood_acc"], result.scale, grid, n_boot=max(result.n_boot, 1),
+                            seed=result.seed, level=result.level)
     return grid, lo, hi
 
 

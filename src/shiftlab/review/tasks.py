@@ -73,7 +73,7 @@ def open_workspace_log(workspace=None):
 
 
 # --- the task files ------------------------------------------------------------------------------------
-def save_task(task: dict, workspace=None) -> Path:
+def write_task(task: dict, workspace=None) -> Path:
     from shiftlab.fsutil import atomic_write_json
 
     check_name(task["name"])
@@ -140,7 +140,7 @@ def classes_task(dataset: str, *, reference: str | None = None, name: str | None
         raise InputError("give 1 to 9 blacklist reasons (one digit key each)")
     task = {"kind": "classes", "name": name or f"classes-{dataset}", "dataset": dataset, "reference": reference,
             "reasons": list(reasons)}
-    save_task(task, workspace)
+    write_task(task, workspace)
     return task
 
 
@@ -221,7 +221,7 @@ def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, n
     items = sorted(pairs.values(), key=lambda p: (p["query"], min(p["ranks"].values()), p["reference"]))
     task = {"kind": "duplicates", "name": name or f"duplicates-{query}", "query": query,
             "dedup_dir": str(folder.resolve()), "items": items}
-    save_task(task, workspace)
+    write_task(task, workspace)
     return task
 
 
@@ -262,7 +262,7 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
     bpath = Path(batch)
     task = {"kind": "labelling", "name": name or f"labelling-{bpath.parent.name if bpath.is_file() else bpath.name}",
             "batch": str(bpath.resolve()), "items": items}
-    save_task(task, workspace)
+    write_task(task, workspace)
     return task
 
 
@@ -388,7 +388,7 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
         if q.get("suggestion") and q["suggestion"].get("decision") not in names:
             raise InputError(f"suggestion {q['suggestion']!r} for {q['id']} is not one of {', '.join(names)}")
     task = {"kind": "images", "name": name or f"images-{dataset}", "dataset": dataset, "config": cfg, "items": queue}
-    save_task(task, workspace)
+    write_task(task, workspace)
     return task
 
 

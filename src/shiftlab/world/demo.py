@@ -45,11 +45,11 @@ def pool_sample(world: World, n: int = POOL_SAMPLE) -> np.ndarray:
     return np.sort(rng.choice(shows, size=min(n, len(shows)), replace=False))
 
 
-def accuracy_on_test_and_pool(world: World, specs: list[str], *, progress: bool = True) -> pd.DataFrame:
+def accuracy_on_test_and_pool(world: World, models: list[str], *, progress: bool = True) -> pd.DataFrame:
     ws = world.workspace
     test, pool = world.manifest("test"), world.manifest("pool")
-    on_test = predict(test, specs, workspace=ws, progress=progress)
-    on_pool = predict(pool, specs, workspace=ws, progress=progress)  # the whole pool: later studies reuse it
+    on_test = predict(test, models, workspace=ws, progress=progress)
+    on_pool = predict(pool, models, workspace=ws, progress=progress)  # the whole pool: later studies reuse it
     rows = pool_sample(world)
     sample = pool.subset(rows, name="world-pool-sample")
     for p in on_pool:
@@ -102,10 +102,10 @@ def section_shift(world: World, acc: pd.DataFrame) -> Section:
 VARIANT_TITLES = {"a": "Threshold0.7 (a)", "b": "MatchedFrequency (b)", "c": "TopImages (c)"}
 
 
-def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
+def section_imagenetv2(world: World, models: list[str], acc: pd.DataFrame, *,
                        progress: bool = True) -> tuple[Section, pd.DataFrame, object]:
     """The world's own ImageNetV2: pool → HITs → votes → near-duplicates → the three variants → the zoo."""
-    from shiftlab.metrics.robustness import band_for_table, effective_robustness
+    from shiftlab.metrics.robustness import effective_robustness
     from shiftlab.world.imagenetv2 import build_world_testsets
 
     sets = build_world_testsets(world, seed=world.seed, progress=progress)
@@ -116,7 +116,7 @@ def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
     wrong = {w["id"] for w in truth["wrong_class_candidates"]}
     rows, drops = [], []
     for letter, m in sets.manifests.items():
-        on_set = summarize(m, predict(m, specs, workspace=world.workspace, progress=progress)).set_index("model")
+        on_set = summarize(m, predict(m, models, workspace=world.workspace, progress=progress)).set_index("model")
         d = on_test.top1.loc[on_set.index] - on_set.top1
         ids = set(m.ids)
         rows.append({"variant": VARIANT_TITLES[letter], "images": len(m), "valid": sets.revisions[letter].is_valid,
@@ -154,7 +154,7 @@ def section_imagenetv2(world: World, specs: list[str], acc: pd.DataFrame, *,
     b = pd.concat(drops)
     b = b[b.variant == "b"].assign(type=[ZOO[m].training for m in b[b.variant == "b"].model])
     er = effective_robustness(b, "id_acc", "ood_acc", reference="standard", n_boot=500, seed=world.seed)
-    sec.figure(robustness_plot(er, er.attrs["fit"], band_for_table(er), group_col="type",
+    sec.figure(robustness_plot(er, band=er.band(), group_col="type",
                                xlabel="world test top-1", ylabel="MatchedFrequency (b) top-1",
                                title="Effective robustness on the world's MatchedFrequency set"),
                "imagenetv2-robustness", "Fit over the standard-trained zoo models with its 95% bootstrap band; "
@@ -223,16 +223,16 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     world = build_world(ws, WorldConfig(seed=seed), progress=progress)
     train_zoo(world.manifest("train"), ws, progress=progress)
-    specs = [f"world:{name}" for name in ZOO]
-    acc = accuracy_on_test_and_pool(world, specs, progress=progress)
+    models = [f"world:{name}" for name in ZOO]
+    acc = accuracy_on_test_and_pool(world, models, progress=progress)
     report = Report("The digits world", intro(world), kind="shiftlab demo report",
                     meta={"world seed": world.seed, "zoo models": len(ZOO), "workspace": str(ws.root)})
     report.add(section_shift(world, acc))
-    sec, _, sets = section_imagenetv2(world, specs, acc, progress=progress)
+    sec, _, sets = section_imagenetv2(world, models, acc, progress=progress)
     report.add(sec)
-    sec, study = multilabel_section(world, specs, progress=progress)
+    sec, study = multilabel_section(world, models, progress=progress)
     report.add(sec)
-    report.add(label_issues_section(world, specs, progress=progress)[0])
+    report.add(label_issues_section(world, models, progress=progress)[0])
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc, sets)

@@ -30,7 +30,7 @@ WORLD_QUANTILE = 0.02
 #: ImageNetV2's three (l2, embedding in fc7's place, dssim: ~7 s of the world's run on 2 CPU cores), the
 #: perceptual hash, and aligned for the crop-and-shift copies the others miss
 METRICS = ("l2", "phash", "embedding", "aligned", "dssim")
-EMBED_MODEL = "world:cnn-medium-s0"
+FEATURE_MODEL = "world:cnn-medium-s0"
 
 
 @dataclass
@@ -77,11 +77,11 @@ def build_world_testsets(world, *, seed: int = 0, per_class: int = 10, progress:
     votes = import_votes(world.hits_results, world.root / "hits" / "batch.json")
     pool = attach_frequencies(world.manifest("pool"), votes)
     test = attach_frequencies(world.manifest("test"), votes)
-    train_zoo(world.manifest("train"), ws, names=[EMBED_MODEL.split(":")[1]], progress=progress)
+    train_zoo(world.manifest("train"), ws, names=[FEATURE_MODEL.split(":")[1]], progress=progress)
     # keyed by registered name, so the neighbour table and queue name sets the review app can open
     refs = {m.name: m for m in (world.manifest(s) for s in ("train", "test", "pool"))}
     found = dedup_pool(pool, refs, METRICS, k=10, review_k=WORLD_REVIEW_K, quantile=WORLD_QUANTILE,
-                       model=EMBED_MODEL, size=WORLD_SIZE, workspace=ws, device="cpu", progress=progress)
+                       feature_model=FEATURE_MODEL, size=WORLD_SIZE, workspace=ws, device="cpu", progress=progress)
     thr, queue = found.queue_thresholds, found.queue
 
     # the oracle reviewer decides every queued pair: a duplicate exactly when it was planted

@@ -22,21 +22,21 @@ class MultilabelStudy:
     mistakes: list = field(repr=False)  # MistakesResult per model
 
 
-def multilabel_study(world, specs: list[str], *, progress: bool = True) -> MultilabelStudy:
+def multilabel_study(world, models: list[str], *, progress: bool = True) -> MultilabelStudy:
     """Every model on the world's multi-label set: accuracies, pre-categorised errors, confusions."""
     ml = world.manifest("multilabel")
     ctx = mk.default_context(ml, world.workspace)
     # find_mistakes stores each model's logits with its features; the plain predictions after it are then
     # read from that cache (the other order would run every model twice: a cell stored without features
     # is incomplete for a request that wants them)
-    results = [mk.find_mistakes(ml, s, workspace=world.workspace, **ctx, progress=progress) for s in specs]
-    preds = predict(ml, specs, workspace=world.workspace, progress=progress)
+    results = [mk.find_mistakes(ml, s, workspace=world.workspace, **ctx, progress=progress) for s in models]
+    preds = predict(ml, models, workspace=world.workspace, progress=progress)
     acc = multilabel_summary(ml, preds)
     return MultilabelStudy(acc, mk.category_fractions(results), mk.model_confusions(ml, preds), results)
 
 
-def multilabel_section(world, specs: list[str], *, progress: bool = True) -> tuple[Section, MultilabelStudy]:
-    study = multilabel_study(world, specs, progress=progress)
+def multilabel_section(world, models: list[str], *, progress: bool = True) -> tuple[Section, MultilabelStudy]:
+    study = multilabel_study(world, models, progress=progress)
     ml = world.manifest("multilabel")
     counts = world.truth()["multilabel"]
     sec = Section("Which errors are real?",
@@ -91,18 +91,18 @@ def multilabel_section(world, specs: list[str], *, progress: bool = True) -> tup
     return sec, study
 
 
-def label_issues_section(world, specs: list[str], *, top: int = 16,
+def label_issues_section(world, models: list[str], *, top: int = 16,
                          progress: bool = True) -> tuple[Section, pd.DataFrame]:
     """The test images whose given label is most likely wrong, ranked by cleanlab from the zoo's probabilities,
     against the planted label errors."""
     test = world.manifest("test")
-    ranking = label_issues(test, specs, workspace=world.workspace, progress=progress)
+    ranking = label_issues(test, models, workspace=world.workspace, progress=progress)
     planted = {e["id"] for e in world.truth()["label_errors"]}
     n = len(planted)
     rec = recall_at(ranking, planted, 2 * n)
     sec = Section("Which given labels are wrong?",
                   f"Confident learning (cleanlab's `find_label_issues`) on the mean class probabilities of the "
-                  f"{len(specs)} zoo models, which never saw the test images: the world planted {n} wrong labels in "
+                  f"{len(models)} zoo models, which never saw the test images: the world planted {n} wrong labels in "
                   f"its test set, and **{round(rec * n)} of them are among the first {2 * n}** of the ranking "
                   f"(recall {rec:.0%}). cleanlab flags {int(ranking.is_label_issue.sum())} images.",
                   anchor="label-issues")

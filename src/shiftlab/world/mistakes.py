@@ -7,7 +7,7 @@ of the built world without being told.
 
 from __future__ import annotations
 
-from shiftlab.data.hierarchy import load_hierarchy
+from shiftlab.data.hierarchy import read_hierarchy
 from shiftlab.errors import ShiftlabError
 from shiftlab.world.build import SPLITS, load_world, world_root
 
@@ -36,7 +36,7 @@ def world_context(dataset, workspace=None) -> dict | None:
         return None
     _, root = world_root(workspace)
     folder = root / "hierarchy"
-    hierarchy = load_hierarchy(folder, n_classes=len(dataset.vocabulary)) if folder.is_dir() else None
+    hierarchy = read_hierarchy(folder, n_classes=len(dataset.vocabulary)) if folder.is_dir() else None
     ctx = {"train": None, "hierarchy": hierarchy, "cues": None}
     if dataset.dataset == "world":
         try:

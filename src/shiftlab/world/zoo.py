@@ -334,7 +334,7 @@ def _resolve(names, zoo: Mapping[str, ZooConfig] | None, overrides: Mapping | No
     return out
 
 
-def train_zoo(train, workspace=None, names: Iterable[str] | str | None = None, progress: bool = True, *,
+def train_zoo(train, workspace=None, names: Iterable[str] | str | None = None, *, progress: bool = True,
               zoo: Mapping[str, ZooConfig] | None = None, overrides: Mapping | None = None) -> dict[str, ZooEntry]:
     """Train the zoo models that are not cached yet; load the others.
 
@@ -393,7 +393,7 @@ def load_zoo_model(name: str, train, workspace=None, *, progress: bool = True,
     Its recipe is ``RECIPES["world"]`` and its ``key`` is ``world:<name>@<hash16>``, so stored predictions
     follow the weights. Other parameters as in ``train_zoo``.
     """
-    return train_zoo(train, workspace, [name], progress, zoo=zoo, overrides=overrides)[name].classifier()
+    return train_zoo(train, workspace, [name], progress=progress, zoo=zoo, overrides=overrides)[name].classifier()
 
 
 def summary(entries: Mapping[str, ZooEntry]) -> pd.DataFrame:

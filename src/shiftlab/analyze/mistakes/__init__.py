@@ -2,9 +2,9 @@
 
 - Mistake records in the ``vit3b_mistakes.json`` shape of Vasudevan et al. 2022:
   ``{file name: {"top_prediction": int, "failure category": str, "failure severity": str}}``.
-  ``load_mistakes`` merges the two spellings of the OOV category and can fold Borderline into Minor;
-  ``save_mistakes`` writes the same shape back (sorted by file name), so a file round-trips.
-- Class confusions: unordered class pairs with counts, stored with a < b (``load_confusions`` reads the
+  ``read_mistakes`` merges the two spellings of the OOV category and can fold Borderline into Minor;
+  ``write_mistakes`` writes the same shape back (sorted by file name), so a file round-trips.
+- Class confusions: unordered class pairs with counts, stored with a < b (``read_confusions`` reads the
   published ``class_confusion_*.json``; ``confusion_pairs`` counts them over the top-1 errors of a model set).
 - ``precategorize``: every top-1 error gets a suggested category in the order of Peychev et al. 2023 (the
   automated version of the manual review), with the evidence of each check:
@@ -27,8 +27,8 @@ from shiftlab.analyze.mistakes.confusions import (
     ConfusionStudy,
     confusion_pairs,
     confusion_study,
-    load_confusions,
     model_confusions,
+    read_confusions,
 )
 from shiftlab.analyze.mistakes.precategorize import nearest_training_labels, precategorize
 from shiftlab.analyze.mistakes.records import (
@@ -44,11 +44,11 @@ from shiftlab.analyze.mistakes.records import (
     SEVERITIES,
     SPURIOUS,
     SUGGESTED_SEVERITY,
-    load_mistakes,
     mistakes_to_json,
     normalize_category,
     normalize_severity,
-    save_mistakes,
+    read_mistakes,
+    write_mistakes,
 )
 from shiftlab.analyze.mistakes.study import (
     MistakesResult,
@@ -87,8 +87,6 @@ __all__ = [
     "default_context",
     "find_mistakes",
     "hierarchy_for",
-    "load_confusions",
-    "load_mistakes",
     "mistakes_study",
     "mistakes_to_json",
     "model_confusions",
@@ -96,9 +94,11 @@ __all__ = [
     "normalize_category",
     "normalize_severity",
     "precategorize",
+    "read_confusions",
     "read_cues",
+    "read_mistakes",
     "register_context",
     "review_config",
     "review_queue_items",
-    "save_mistakes",
+    "write_mistakes",
 ]

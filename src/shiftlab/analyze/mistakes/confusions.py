@@ -1,6 +1,6 @@
 """Class confusions: unordered class pairs with counts, stored with a < b.
 
-``load_confusions`` reads the published ``class_confusion_*.json``; ``confusion_pairs`` counts them over the top-1
+``read_confusions`` reads the published ``class_confusion_*.json``; ``confusion_pairs`` counts them over the top-1
 errors of a set of models; ``model_confusions`` does so for predictions on a manifest (multi-label aware).
 """
 
@@ -38,7 +38,7 @@ def _unordered(df: pd.DataFrame) -> pd.DataFrame:
                            kind="stable").reset_index(drop=True)[CONFUSION_COLUMNS]
 
 
-def load_confusions(path: str | os.PathLike, vocabulary=None) -> pd.DataFrame:
+def read_confusions(path: str | os.PathLike, vocabulary=None) -> pd.DataFrame:
     """Read a ``class_confusion_*.json`` (``[[a, b, count], …]``, a and b wnids or class names).
 
     Returns ``a, b, a_name, b_name, count`` with a < b: class indices from ``vocabulary`` (ImageNet-1k by

@@ -1,7 +1,7 @@
 """Mistake records in the ``vit3b_mistakes.json`` shape of Vasudevan et al. 2022, and the category names.
 
-``{file name: {"top_prediction": int, "failure category": str, "failure severity": str}}``. ``load_mistakes``
-merges the two spellings of the OOV category and can fold Borderline into Minor; ``save_mistakes`` writes the same
+``{file name: {"top_prediction": int, "failure category": str, "failure severity": str}}``. ``read_mistakes``
+merges the two spellings of the OOV category and can fold Borderline into Minor; ``write_mistakes`` writes the same
 shape back (sorted by file name), so a file round-trips.
 """
 
@@ -63,7 +63,7 @@ def normalize_severity(name: str, *, fold_borderline: bool = False) -> str:
 RECORD_COLUMNS = ["file_name", "top_prediction", "category", "severity"]
 
 
-def load_mistakes(path: str | os.PathLike, *, fold_borderline: bool = False) -> pd.DataFrame:
+def read_mistakes(path: str | os.PathLike, *, fold_borderline: bool = False) -> pd.DataFrame:
     """Read a ``*_mistakes.json`` file: DataFrame ``file_name, top_prediction, category, severity``.
 
     Category spellings are merged ("Fine-grained with OOV" → "Fine-grained error with OOV");
@@ -113,8 +113,8 @@ def mistakes_to_json(records: pd.DataFrame, *, include_not_mistakes: bool = Fals
     return out
 
 
-def save_mistakes(records: pd.DataFrame, path: str | os.PathLike, *, include_not_mistakes: bool = False) -> Path:
-    """Write records as a ``*_mistakes.json`` file (atomically); ``load_mistakes`` reads it back unchanged."""
+def write_mistakes(records: pd.DataFrame, path: str | os.PathLike, *, include_not_mistakes: bool = False) -> Path:
+    """Write records as a ``*_mistakes.json`` file (atomically); ``read_mistakes`` reads it back unchanged."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = mistakes_to_json(records, include_not_mistakes=include_not_mistakes)

@@ -25,9 +25,9 @@ from shiftlab.analyze.mistakes.records import (
     SPURIOUS,
     normalize_category,
     normalize_severity,
-    save_mistakes,
+    write_mistakes,
 )
-from shiftlab.data.hierarchy import DEFAULT_MAX_HOPS, Hierarchy, imagenet_hierarchy, load_hierarchy
+from shiftlab.data.hierarchy import DEFAULT_MAX_HOPS, Hierarchy, imagenet_hierarchy, read_hierarchy
 from shiftlab.data.labelfiles import apply_label_sources, has_multilabels, read_labelled_dataset
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
@@ -44,7 +44,7 @@ class MistakesResult:
     model: str
     dataset: str
     table: pd.DataFrame  # one row per error (``precategorize``)
-    n_images: int  # scored images (valid, label known, not problematic)
+    n_scored: int  # scored images (valid, label known, not problematic)
     checks: dict = field(default_factory=dict)  # which checks ran, with their parameters
 
     @property
@@ -53,7 +53,7 @@ class MistakesResult:
 
     @property
     def top1(self) -> float:
-        return 1 - self.n_errors / self.n_images if self.n_images else float("nan")
+        return 1 - self.n_errors / self.n_scored if self.n_scored else float("nan")
 
     def fractions(self) -> pd.Series:
         """Fraction of the errors in each category (AUTO_ORDER first, then any others)."""
@@ -63,14 +63,14 @@ class MistakesResult:
         return pd.Series({c: counts.get(c, 0) / n for c in order}, name=self.model)
 
     def write(self, path: str | os.PathLike) -> tuple[Path, Path]:
-        """The suggestions as ``*_mistakes.json`` (``save_mistakes``) and every error with its evidence as a
+        """The suggestions as ``*_mistakes.json`` (``write_mistakes``) and every error with its evidence as a
         ``.csv`` beside it; returns both paths."""
-        p = save_mistakes(self.records(), path)
+        p = write_mistakes(self.records(), path)
         self.table.to_csv(p.with_suffix(".csv"), index=False)
         return p, p.with_suffix(".csv")
 
     def records(self) -> pd.DataFrame:
-        """The suggestions as mistake records (``save_mistakes`` writes them)."""
+        """The suggestions as mistake records (``write_mistakes`` writes them)."""
         return pd.DataFrame({"file_name": self.table["id"], "top_prediction": self.table["prediction"],
                              "category": self.table["category"], "severity": self.table["severity"]})
 
@@ -214,7 +214,7 @@ def apply_review_decisions(table: pd.DataFrame, decisions: Mapping, *,
     state ``ReviewLog.state(task)`` (image id → the event in force). A decided image takes the reviewer's
     category and severity; an undecided one keeps the suggestion, marked ``reviewed = False`` (or is an error
     with ``require_all``).
-    Returns ``file_name, top_prediction, category, severity, reviewed`` (``save_mistakes`` writes it).
+    Returns ``file_name, top_prediction, category, severity, reviewed`` (``write_mistakes`` writes it).
     """
     known = set(table["id"].astype(str))
     stray = [k for k in decisions if str(k) not in known]
@@ -264,7 +264,7 @@ def mistakes_study(dataset, model: str, *, labels: Sequence[str] | None = None, 
         m = apply_label_sources(m, labels)
     ctx = default_context(m, workspace)
     if hierarchy is not None:
-        ctx["hierarchy"] = hierarchy if isinstance(hierarchy, Hierarchy) else load_hierarchy(
+        ctx["hierarchy"] = hierarchy if isinstance(hierarchy, Hierarchy) else read_hierarchy(
             hierarchy, n_classes=len(m.vocabulary))
     if train is not None:
         ctx["train"] = train if hasattr(train, "table") else read_dataset(train, workspace=workspace)

@@ -13,7 +13,7 @@ def scaled_recipe(size: int = 256):
     return Recipe(resize=size, crop=None, square=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
-def scaled_pixels(manifest, workspace=None, *, size: int = 256, progress: bool = False):
+def scaled_pixels(manifest, workspace=None, *, size: int = 256, progress: bool = True):
     """(uint8 (N, 3, size, size) memory map, valid mask (N,)), decoded once into the workspace cache."""
     from shiftlab.predict.cache import DecodedCache
     from shiftlab.workspace import Workspace
@@ -35,7 +35,7 @@ def phash_bits(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def embeddings(manifest, model: str, workspace=None, *, device: str = "auto", progress: bool = False):
+def embeddings(manifest, model: str, workspace=None, *, device: str = "auto", progress: bool = True):
     """(float32 (N, D) penultimate features of ``model`` on its own recipe, valid mask (N,))."""
     from shiftlab.predict.engine import predict
 

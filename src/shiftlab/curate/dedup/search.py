@@ -23,16 +23,17 @@ NeighbourTable = pd.DataFrame  # the columns of TABLE_COLUMNS; parameters in ``.
 
 # --- detection ---------------------------------------------------------------------------------------
 def find_near_duplicates(query, references: Mapping[str, object], metrics: Iterable[str] = ("l2", "phash", "dssim"),
-                         k: int = 100, *, review_k: int = 30, model: str | None = None, size: int = 256,
+                         k: int = 100, *, review_k: int = 30, feature_model: str | None = None, size: int = 256,
                          align_size: int = ALIGN_SIZE, workspace=None, device: str = "auto", dssim_window: int = 35,
                          dssim_k: int | None = None, chunk: int = 4096,
                          reference_metrics: Mapping[str, Iterable[str]] | None = None,
-                         cache_dir: str | os.PathLike | None = None, progress: bool = False) -> NeighbourTable:
+                         cache_dir: str | os.PathLike | None = None, progress: bool = True) -> NeighbourTable:
     """The k nearest references of every query image, per metric and reference set (see the module doc).
 
     query: a Manifest (the candidates); references: name → Manifest (e.g. train, val, test, and the
     candidates themselves). metrics: any of ``l2, embedding (alias fc7), phash, aligned, dssim``;
-    ``embedding`` needs ``model`` (a model spec, e.g. ``world:cnn-medium-s0``). dssim is ranked within the
+    ``embedding`` needs ``feature_model`` (a model spec whose penultimate features are compared, e.g.
+    ``world:cnn-medium-s0``). dssim is ranked within the
     shortlist of the other metrics' top ``dssim_k`` pairs (default ``review_k``; all ``k`` of l2 when dssim
     is alone). ``reference_metrics``: name → the metrics to use against that set (default: all of
     ``metrics``), e.g. dssim only against a few sets, as ImageNetV2 did (S1.3); dssim's shortlist comes
@@ -50,8 +51,8 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
         raise InputError(f"unknown near-duplicate metric(s) {', '.join(unknown)}; use {', '.join(METRICS)}")
     if not metrics:
         raise InputError("give at least one near-duplicate metric")
-    if "embedding" in metrics and not model:
-        raise InputError("the embedding metric needs a model (e.g. --model world:cnn-medium-s0)")
+    if "embedding" in metrics and not feature_model:
+        raise InputError("the embedding metric needs a feature model (e.g. --feature-model world:cnn-medium-s0)")
     if not references:
         raise InputError("give at least one reference set")
     if "aligned" in metrics and not 2 <= align_size <= size:
@@ -75,7 +76,7 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
             pix[name], pv = scaled_pixels(man, ws, size=size, progress=progress)
             v &= pv
         if "embedding" in metrics:
-            feats, fv = embeddings(man, model, ws, device=device, progress=progress)
+            feats, fv = embeddings(man, feature_model, ws, device=device, progress=progress)
             reps[(name, "embedding")] = feats
             v &= fv
         if "phash" in metrics:
@@ -129,7 +130,8 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS)
     table = table[TABLE_COLUMNS]
     table["rank"] = table.groupby(["query_id", "reference_split", "metric"]).cumcount().astype(np.int64)
-    table.attrs.update({"k": k, "review_k": review_k, "size": size, "model": model, "metrics": list(metrics),
+    table.attrs.update({"k": k, "review_k": review_k, "size": size,
+                        "feature_model": feature_model, "metrics": list(metrics),
                         "align_size": align_size if "aligned" in metrics else None,
                         "reference_metrics": per_ref,
                         "excluded": {n: int(len(m) - len(valid[n])) for n, m in sets.items()}})

@@ -63,15 +63,15 @@ def queue_thresholds(table: NeighbourTable, thresholds: Mapping[str, float] | No
 SCALE_FREE = ("aligned",)
 
 
-def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
-    """Review thresholds read off the data: per metric, the ``q`` quantile of the distances to the first
+def quantile_thresholds(table: pd.DataFrame, quantile: float = 0.2, *, review_k: int = 30) -> dict[str, float]:
+    """Review thresholds read off the data: per metric, the ``quantile`` of the distances to the first
     ``review_k`` neighbours that are neither the image itself nor of the same source; ``SCALE_FREE``
     metrics keep their own threshold.
 
     For sets unlike ImageNetV2's photos (e.g. the digits world, whose images resemble one another far more)
     or compared at another size than 256 px, where the published thresholds mean nothing."""
-    if not 0 < q < 1:
-        raise InputError(f"threshold quantile {q} must lie between 0 and 1 (e.g. 0.02)")
+    if not 0 < quantile < 1:
+        raise InputError(f"threshold quantile {quantile} must lie between 0 and 1 (e.g. 0.02)")
     eligible = table[~table["is_self"] & ~table["same_source"]]
     out = {}
     for m, g in eligible.groupby("metric"):
@@ -79,7 +79,7 @@ def quantile_thresholds(table: pd.DataFrame, q: float = 0.2, *, review_k: int = 
         # a metric whose first review_k neighbours are all the image itself or its own source: the
         # quantile of the deeper ones, rather than ImageNetV2's 256-px default through the merge
         out[str(m)] = (IMAGENETV2_THRESHOLDS[m] if m in SCALE_FREE
-                       else float(np.quantile((looked_at if len(looked_at) else g)["distance"], q)))
+                       else float(np.quantile((looked_at if len(looked_at) else g)["distance"], quantile)))
     return out
 
 

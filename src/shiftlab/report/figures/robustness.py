@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from shiftlab.errors import InputError
-from shiftlab.metrics.robustness import LineFit, interval_columns
+from shiftlab.metrics.robustness import EffectiveRobustness, LineFit, interval_columns
 from shiftlab.report.figures.scatter import accuracy_scatter
 
 
 def robustness_plot(
-    table: pd.DataFrame,
+    result: EffectiveRobustness | pd.DataFrame,
     fit: LineFit | None = None,
     band=None,
     group_col: str | None = "type",
@@ -33,17 +33,17 @@ def robustness_plot(
 
     Parameters
     ----------
-    table : DataFrame
-        Typically the output of :func:`effective_robustness`.
+    result : EffectiveRobustness or DataFrame
+        The output of :func:`effective_robustness` (its table and fit), or a table of accuracies with ``fit``.
     fit : LineFit, optional
-        Default: ``table.attrs["fit"]``.
+        Default: the result's fit.
     band : (grid, y_low, y_high), optional
         From :func:`band_for_table` or :func:`bootstrap_band`; None draws the line alone.
     group_col : str or None, default="type"
         Colour column (ignored when absent from the table).
     id_col, ood_col, model_col : str
     xlabel, ylabel, title : str, optional
-        Axis labels default to the ``id_col`` / ``ood_col`` of the result's attrs.
+        Axis labels default to the columns the result was computed from.
     annotate : bool or list of str, optional
         Passed to ``accuracy_scatter``.
     figsize : (float, float)
@@ -54,18 +54,20 @@ def robustness_plot(
     -------
     fig : matplotlib.figure.Figure
     """
+    names = {}
+    if isinstance(result, EffectiveRobustness):
+        table, fit, names = result.table, fit or result.fit, {"id_col": result.id_col, "ood_col": result.ood_col}
+    else:
+        table = result
     if fit is None:
-        fit = table.attrs.get("fit")
-        if fit is None:
-            raise InputError("robustness_plot needs a fit (or the output of effective_robustness)")
-    a = table.attrs
+        raise InputError("robustness_plot needs a fit (or the output of effective_robustness)")
     x_err = interval_columns(table, id_col)
     y_err = interval_columns(table, ood_col)
     group = group_col if group_col is not None and group_col in table.columns else None
     return accuracy_scatter(
         table, id_col, ood_col, label=model_col, group=group, x_err=x_err, y_err=y_err,
-        xlabel=xlabel if xlabel is not None else a.get("id_col", id_col),
-        ylabel=ylabel if ylabel is not None else a.get("ood_col", ood_col),
+        xlabel=xlabel if xlabel is not None else names.get("id_col", id_col),
+        ylabel=ylabel if ylabel is not None else names.get("ood_col", ood_col),
         title=title, fit=fit, band=None if band is None else tuple(band), scale=fit.scale, annotate=annotate,
         figsize=figsize, **kwargs,
     )
