@@ -24,7 +24,9 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium' for the browser tests"; fi; }
 
+# the layer contracts of pyproject.toml first: a wrong import fails the run before any test
 test: $(STAMP) chromium
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

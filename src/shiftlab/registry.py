@@ -71,7 +71,8 @@ def register_model(name: str, spec: str, workspace=None) -> None:
 # --- plug-ins ---------------------------------------------------------------------------------------------
 #: entry-point group of shiftlab plug-ins: each names a function called once, without arguments, before
 #: shiftlab first looks up a model scheme or a dataset's default context; it registers what it adds
-#: (``shiftlab.models.specs.register_scheme``, ``shiftlab.analyze.mistakes.register_context``). shiftlab's
+#: (``shiftlab.models.specs.register_scheme``, ``shiftlab.analyze.mistakes.register_context``,
+#: ``shiftlab.curate.annotate.register_similar_classes``). shiftlab's
 #: own digits world is one (``world = "shiftlab.world.plugin:register"`` in pyproject.toml).
 PLUGIN_GROUP = "shiftlab.plugins"
 _plugins_loaded = False

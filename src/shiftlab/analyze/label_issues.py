@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.special import softmax
 
 from shiftlab.errors import InputError
+from shiftlab.predict.engine import predict
 
 ISSUE_COLUMNS = ["rank", "id", "given_label", "given_name", "suggested_label", "suggested_name", "label_quality",
                  "suggested_probability", "is_label_issue"]
@@ -111,8 +112,6 @@ def label_issues(dataset, models: Sequence[str], *, workspace=None, device: str 
 
     The models must not have been trained on ``dataset``'s images (see the module docstring).
     """
-    from shiftlab.predict.engine import predict
-
     preds = predict(dataset, list(models), workspace=workspace, device=device, batch_size=batch_size,
                     progress=progress)
     P = ensemble_probabilities(preds)

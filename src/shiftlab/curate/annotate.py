@@ -29,6 +29,7 @@ from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
 from shiftlab.registry import load_plugins
+from shiftlab.workspace import Workspace
 
 HIT_SIZE = 48
 N_POSITIVE = 3
@@ -237,8 +238,6 @@ def make_hit_batch(pool, validation, *, seed: int, similar=None, annotate_valida
         similar = read_similar_classes(similar, p.vocabulary)
     hits = hits_for_pool(p, v, similar, seed=seed, annotate_validation=annotate_validation)
     if out_dir is None:
-        from shiftlab.workspace import Workspace
-
         ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
         out_dir = ws.root / "hits" / p.name
     batch, csv = write_hit_batch(hits, out_dir, p.vocabulary.names, [c.gloss for c in p.vocabulary.classes],

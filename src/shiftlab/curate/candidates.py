@@ -34,6 +34,7 @@ from shiftlab.data.layouts import IMAGE_EXTENSIONS, _image_files, sha256_file
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
+from shiftlab.progress import track
 
 SCALED_SIZE = 256
 ANNOTATOR_SIDE = 500
@@ -139,8 +140,6 @@ def import_candidates(source: str | os.PathLike, *, vocabulary: Vocabulary, out_
     Raises InputError (before writing anything) for an unreadable source, a class not in ``vocabulary``,
     or repeated source ids. Undecodable files are blacklisted, never fatal.
     """
-    from shiftlab.progress import track
-
     if scaled_size < 1 or annotator_side < 1:
         raise InputError(f"sizes must be positive (scaled {scaled_size}, annotator {annotator_side})")
     src = Path(source)

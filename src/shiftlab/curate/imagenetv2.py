@@ -22,6 +22,7 @@ from shiftlab.curate.revisions import Revision, make_revision, new_revision_name
 from shiftlab.curate.sample import candidate_table, frequency_table, read_dedup_folder, read_queue_thresholds
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
+from shiftlab.fsutil import atomic_write_json
 
 
 # --- near-duplicates of a pool (S1.3, S1.4) ----------------------------------------------------------------
@@ -44,8 +45,6 @@ class DedupResult:
         """``neighbours.parquet``, ``queue.csv`` and ``queue_thresholds.json``, plus
         ``review_thresholds.parquet`` and ``resolution.parquet`` after a review — what
         ``sample_pool_revision(dedup_dir=folder)`` reads."""
-        from shiftlab.fsutil import atomic_write_json
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.table.to_parquet(folder / "neighbours.parquet", index=False)

@@ -45,6 +45,7 @@ from shiftlab.curate.sample import (
     sample_top,
 )
 from shiftlab.data.classes import Vocabulary, imagenet_1k
+from shiftlab.data.layouts import split_name
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
 
@@ -220,13 +221,11 @@ def previous_by_class(parent: Parent, class_names: ClassNames | None = None) -> 
 def revision_manifest(doc: Mapping[str, Any], *, name: str | None = None,
                       vocabulary: Vocabulary | None = None) -> Manifest:
     """A labels-only Manifest for a revision dict — the same one ``read_revision_json`` gives for its file."""
-    from shiftlab.data.layouts import _split_name
-
     vocab = vocabulary or imagenet_1k()
     rows = doc["image_filenames"]
     stem = name or str(doc.get("output_filename") or "revision")
     stem = stem[:-5] if stem.endswith(".json") else stem
-    dataset, variant, revision = _split_name(stem)
+    dataset, variant, revision = split_name(stem)
     params = {k: v for k, v in doc.items() if k != "image_filenames"}
     params["layout"] = "revision"
     parent = doc.get("starting_from")
@@ -303,7 +302,7 @@ def make_revision(name: str, candidates: pd.DataFrame, *, seed: int, validation:
         if validation is None:
             raise InputError("MatchedFrequency (b) needs the validation table (id, class, frequency, n_annotations)")
         res = sample_matched_frequency(candidates, validation, seed=seed, per_class=per_class, bins=bins,
-                                       min_num_annotations_candidates=min_num_annotations,
+                                       min_num_annotations=min_num_annotations,
                                        min_num_annotations_val=min_num_annotations_val,
                                        min_num_val_images_per_class=min_num_val_images_per_class,
                                        allow_upward_sampling=allow_upward_sampling, previous=previous,

@@ -330,7 +330,7 @@ def sample_threshold(candidates: pd.DataFrame, *, seed: int, per_class: int = 10
 
 def sample_matched_frequency(candidates: pd.DataFrame, validation: pd.DataFrame, *, seed: int,
                              per_class: int = 10, bins: Sequence[float] = STANDARD_BINS,
-                             min_num_annotations_candidates: int = 10, min_num_annotations_val: int = 10,
+                             min_num_annotations: int = 10, min_num_annotations_val: int = 10,
                              min_num_val_images_per_class: int = 20, allow_upward_sampling: bool = False,
                              previous: Previous = None, classes: Iterable[int] | None = None) -> SampleResult:
     """``b`` MatchedFrequency: per class, match the frequency histogram of its validation images.
@@ -350,7 +350,7 @@ def sample_matched_frequency(candidates: pd.DataFrame, validation: pd.DataFrame,
     res.targets = class_targets(v, res.classes, per_class=per_class, bins=bins,
                                 min_num_annotations_val=min_num_annotations_val,
                                 min_num_val_images_per_class=min_num_val_images_per_class)
-    ok = c[eligible_mask(c, min_num_annotations_candidates)]
+    ok = c[eligible_mask(c, min_num_annotations)]
     freq = {(i, int(k)): f for i, k, f in zip(ok["id"], ok["class"], ok["frequency"])}
     ok_by_class: dict[int, list[str]] = {int(k): list(g["id"]) for k, g in ok.groupby("class")}
     prev = _previous_by_class(previous)

@@ -25,6 +25,8 @@ import pandas as pd
 from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError, UnknownNameError
+from shiftlab.progress import track
+from shiftlab.registry import dataset_path, list_datasets
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                     ".pbm", ".pnm", ".jfif"}
@@ -40,8 +42,6 @@ def sha256_file(path: Path) -> str:
 
 def hash_files(paths: list[Path], *, progress: bool = True, what: str = "hashing") -> list[str | None]:
     """sha256 of each file (None for unreadable ones: decoding reports them later)."""
-    from shiftlab.progress import track
-
     def one(p: Path) -> str | None:
         try:
             return sha256_file(p)
@@ -148,7 +148,7 @@ def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | Non
     vocab = imagenet_1k()
     labels = [vocab.index_of(w) for w in wnids]
     stem = path.name[:-5] if path.name.endswith(".json") else path.stem
-    dataset, variant, revision = _split_name(stem)
+    dataset, variant, revision = split_name(stem)
     params = {k: v for k, v in doc.items() if k != "image_filenames"}
     params["layout"] = "revision"
     df = pd.DataFrame({"id": ids, "path": None, "sha256": None, "label": labels})
@@ -218,7 +218,7 @@ def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
     return _finish(df, root, name or path.stem, vocab, "csv", progress)
 
 
-def _split_name(stem: str) -> tuple[str, str | None, str | None]:
+def split_name(stem: str) -> tuple[str, str | None, str | None]:
     """``imagenetv2-b-33`` → (imagenetv2, b, 33): names follow ``<dataset>-<variant>-<revision>``."""
     parts = stem.split("-")
     if len(parts) >= 3 and parts[-1].isdigit():
@@ -265,16 +265,12 @@ def read_dataset(spec: str | os.PathLike, *, layout: str | None = None, workspac
                  root: str | os.PathLike | None = None, vocabulary: Vocabulary | None = None,
                  progress: bool = True) -> Manifest:
     """A registered dataset name or a path (layout detected unless given) → Manifest."""
-    from shiftlab.registry import dataset_path
-
     reg = dataset_path(str(spec), workspace) if layout is None else None
     if reg is not None:
         m = Manifest.load(reg)
         return m.with_root(root) if root is not None else m
     path = Path(spec).expanduser()
     if not path.exists():
-        from shiftlab.registry import list_datasets
-
         known = list_datasets(workspace)
         hint = f"registered: {', '.join(known)}" if known else "no datasets are registered yet"
         raise UnknownNameError(f"dataset {str(spec)!r} is neither a registered name nor a path ({hint}; "

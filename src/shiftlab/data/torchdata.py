@@ -6,14 +6,13 @@ import torch
 from torch.utils.data import Dataset
 
 from shiftlab.data.decode import decode_image
+from shiftlab.data.recipes import Recipe
 
 
 class ManifestDataset(Dataset):
     """Decodes lazily with the manifest's recipe; see ``Manifest.torch_dataset``."""
 
     def __init__(self, manifest, recipe=None, *, normalize: bool = True):
-        from shiftlab.data.recipes import Recipe
-
         self.manifest = manifest
         self.recipe = recipe or Recipe()
         self.normalize = normalize

@@ -1,4 +1,5 @@
-"""Models: the Classifier interface, preprocessing recipes, and adapters from spec strings."""
+"""Models: the Classifier interface, spec strings → models (schemes, adapters, plug-ins), networks, attacks and the
+seeded training loop. ``Recipe`` / ``RECIPES`` are re-exported from ``shiftlab.data.recipes``."""
 
 from shiftlab.data.recipes import RECIPES, Recipe, get_recipe
 from shiftlab.models.classifier import Classifier, TorchClassifier

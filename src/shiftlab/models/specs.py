@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from shiftlab.data.recipes import Recipe
 from shiftlab.errors import InputError, MissingDependencyError, UnknownNameError
+from shiftlab.models.adapters.predictions import PrecomputedPredictions
 from shiftlab.registry import load_plugins, model_aliases
 
 
@@ -127,8 +128,6 @@ def load_model(spec: str, *, recipe: Recipe | None = None, workspace=None, recip
             f"{spec}: {', '.join(missing)} is not importable here; install it with: {scheme.install}")
     model = scheme.load_fn()(rest, spec=spec, workspace=workspace)
     if recipe is not None or recipe_overrides:
-        from shiftlab.models.adapters.predictions import PrecomputedPredictions
-
         if not isinstance(model, PrecomputedPredictions):
             model.recipe = (recipe or model.recipe).with_overrides(**(recipe_overrides or {}))
     return model

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from shiftlab import __version__
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes
 
@@ -575,7 +576,6 @@ class Report:
         """The page as a string (asset files are referenced by name, relative to it)."""
         import jinja2
 
-        from shiftlab import __version__
 
         self._check_assets()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,

@@ -33,7 +33,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from shiftlab.errors import ShiftlabError
+from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import THUMB_SIZES, ImageServer
 from shiftlab.review.log import ReviewLog, check_crop, fold
@@ -141,8 +141,6 @@ _SECURITY_HEADERS = [
 
 def check_crop_inside(box: tuple[int, int, int, int], size: tuple[int, int] | None) -> None:
     """A crop box must lie inside the image it was drawn on (its own pixels, as shown upright)."""
-    from shiftlab.errors import InputError
-
     if size is None:
         raise InputError("a crop box needs an image that can be read")
     w, h = size

@@ -15,6 +15,12 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
+from shiftlab.data.manifest import Manifest
+from shiftlab.fsutil import atomic_write_bytes
+from shiftlab.progress import bar
+from shiftlab.registry import dataset_path
+from shiftlab.review.tasks import image_dataset
 from shiftlab.workspace import Workspace
 
 #: the thumbnail side (px) each view's pages request (the templates pass them to the scripts)
@@ -34,7 +40,6 @@ def _render(path: Path, size: int | None) -> tuple[bytes, str, bool] | None:
     shows a gap; nothing fails)."""
     from PIL import Image, ImageOps
 
-    from shiftlab.data.decode import DEFAULT_MAX_PIXELS, decode_image
 
     try:
         with Image.open(path) as im:
@@ -80,9 +85,6 @@ class ImageServer:
         self._lock = threading.Lock()
 
     def _index(self, dataset: str):
-        from shiftlab.data.manifest import Manifest
-        from shiftlab.registry import dataset_path
-
         p = dataset_path(dataset, self.ws)
         if p is None:
             return None
@@ -137,7 +139,6 @@ class ImageServer:
         if key is None:
             return None
         # two stats, no read: a re-registered manifest or an edited file goes the slow way again
-        from shiftlab.registry import dataset_path
 
         mp = dataset_path(dataset, self.ws)
         idx = self._manifests.get(dataset)
@@ -156,8 +157,6 @@ class ImageServer:
 
     def image(self, dataset: str, image_id: str, size: int | None) -> tuple[bytes, str] | None:
         """(bytes, media type) of the image, shrunk to fit ``size`` px; None when absent or undecodable."""
-        from shiftlab.fsutil import atomic_write_bytes
-
         p = self.path(dataset, image_id)
         if p is None:
             return None
@@ -193,8 +192,6 @@ class ImageServer:
 
 def task_thumbnails(task: dict, workspace) -> list[tuple[str, str, int]]:
     """(dataset, id, size) of the thumbnails a task's page asks for first."""
-    from shiftlab.review.tasks import image_dataset
-
     kind = task["kind"]
     if kind == "classes":
         m = image_dataset(task["dataset"], workspace)
@@ -221,8 +218,6 @@ def task_thumbnails(task: dict, workspace) -> list[tuple[str, str, int]]:
 def warm_thumbnails(task: dict, workspace, *, progress: bool = True) -> tuple[int, int]:
     """Render a task's thumbnails into the workspace's disk cache (with a progress bar); returns (how many
     could be shown, how many were wanted) — undecodable images are skipped, never fatal."""
-    from shiftlab.progress import bar
-
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     server = ImageServer(ws, max_items=0)
     want = task_thumbnails(task, ws)

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from shiftlab.errors import InputError
+from shiftlab.fsutil import atomic_write_bytes
 
 UNDO = "undo"
 EVENT_COLUMNS = ["id", "time", "reviewer", "task", "target", "decision", "reason", "crop", "note",
@@ -281,8 +282,6 @@ class ReviewLog:
         return df.astype({"id": "int64"}).assign(supersedes=df["supersedes"].astype("Int64"))
 
     def export_jsonl(self, path: str | os.PathLike, task: str | None = None) -> Path:
-        from shiftlab.fsutil import atomic_write_bytes
-
         text = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in self.events(task))
         atomic_write_bytes(Path(path), text.encode())
         return Path(path)
@@ -290,7 +289,6 @@ class ReviewLog:
     def export_parquet(self, path: str | os.PathLike, task: str | None = None) -> Path:
         import io
 
-        from shiftlab.fsutil import atomic_write_bytes
 
         buf = io.BytesIO()
         self.to_frame(task).to_parquet(buf, index=False)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from shiftlab.errors import InputError
+from shiftlab.review.app import create_app
 
 
 def _is_loopback(host: str) -> bool:
@@ -44,7 +45,6 @@ def serve(workspace=None, *, host: str = "127.0.0.1", port: int = 0, reviewer: s
     """Serve the review app until interrupted; prints one URL that carries the access token."""
     import uvicorn
 
-    from shiftlab.review.app import create_app
 
     app = create_app(workspace, token=token, reviewer=reviewer)
     sock = bind(host, port)

@@ -30,8 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from shiftlab.curate.annotate import read_hit_batch
+from shiftlab.curate.dedup import REVIEW_COLUMNS
+from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
-from shiftlab.registry import check_name
+from shiftlab.fsutil import atomic_write_json
+from shiftlab.registry import check_name, dataset_path
+from shiftlab.review.log import UNDO, ReviewLog, open_log, read_decisions
 from shiftlab.workspace import Workspace
 
 KINDS = ("classes", "duplicates", "labelling", "images")
@@ -67,15 +72,11 @@ def log_path(workspace=None) -> Path:
 
 
 def open_workspace_log(workspace=None):
-    from shiftlab.review.log import ReviewLog
-
     return ReviewLog(log_path(workspace))
 
 
 # --- the task files ------------------------------------------------------------------------------------
 def write_task(task: dict, workspace=None) -> Path:
-    from shiftlab.fsutil import atomic_write_json
-
     check_name(task["name"])
     if task.get("kind") not in KINDS:
         raise InputError(f"task kind {task.get('kind')!r}: one of {', '.join(KINDS)}")
@@ -116,9 +117,6 @@ def load_task(name: str, workspace=None) -> dict:
 def image_dataset(name: str, workspace=None):
     """A registered dataset with image files: the only kind the app shows (it serves images by id, and a
     name is all a page ever sends). InputError otherwise."""
-    from shiftlab.data.layouts import read_dataset
-    from shiftlab.registry import dataset_path
-
     if dataset_path(name, workspace) is None:
         raise InputError(f"{name!r} is not a registered dataset; the review app shows registered datasets "
                          "only ('shiftlab datasets add NAME PATH')")
@@ -180,8 +178,6 @@ def classes_items(task: dict, workspace=None) -> dict:
 
 def blacklist(log, task: str) -> dict[str, str]:
     """``{image id: reason}`` of the candidates blacklisted in a classes task (the candidates-import shape)."""
-    from shiftlab.review.log import read_decisions
-
     d = read_decisions(log, task)
     d = d[d["decision"] == BLACKLIST]
     return {t: (r or "blacklisted") for t, r in zip(d["target"], d["reason"])}
@@ -228,9 +224,6 @@ def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, n
 def duplicate_reviews(log, task: dict) -> pd.DataFrame:
     """The decisions of a duplicates task as ``query,reference,is_duplicate,reviewer`` (the review CSV
     of ``shiftlab dedup --reviews``); undecided pairs are left out."""
-    from shiftlab.curate.dedup import REVIEW_COLUMNS
-    from shiftlab.review.log import read_decisions
-
     pair = {it["target"]: (it["query"], it["reference"]) for it in task["items"]}
     d = read_decisions(log, task["name"])
     rows = [(*pair[t], dec == DUPLICATE, who) for t, dec, who in zip(d["target"], d["decision"], d["reviewer"])
@@ -243,8 +236,6 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
                    vocabulary_of: str | None = None, workspace=None) -> dict:
     """The annotator's pages of a HIT batch (``shiftlab hits make``); ``datasets`` hold its images (the pool
     and the validation set that gave the controls)."""
-    from shiftlab.curate.annotate import read_hit_batch
-
     hits = read_hit_batch(batch)
     where: dict[str, str] = {}
     for ds in datasets:
@@ -269,8 +260,6 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
 def labelling_results(log, task: dict) -> pd.DataFrame:
     """Submitted HIT pages as an MTurk batch-results table (one row per assignment = per HIT and reviewer,
     the latest submission in force), the shape ``shiftlab hits import`` reads."""
-    from shiftlab.review.log import UNDO, open_log
-
     lg = open_log(log)
     try:
         events = lg.events(task["name"])

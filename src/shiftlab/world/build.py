@@ -424,6 +424,7 @@ def world_root(workspace=None) -> tuple[Workspace, Path]:
 
 
 def load_world(workspace=None) -> World:
+    """The digits world already built in the workspace (``build_world`` builds it); ShiftlabError if none is."""
     ws, root = world_root(workspace)
     f = root / "world.json"
     if not f.is_file() or not (ws.manifests / "world-train.parquet").is_file():

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from shiftlab.analyze.evaluate import summarize
+from shiftlab.analyze.mistakes import review_config, review_queue_items
+from shiftlab.metrics.robustness import effective_robustness
 from shiftlab.predict.engine import predict
+from shiftlab.registry import register_dataset
 from shiftlab.report import Report, Section
 from shiftlab.report.figures import accuracy_scatter, robustness_plot
+from shiftlab.review import tasks as tk
+from shiftlab.review.images import warm_thumbnails
 from shiftlab.workspace import Workspace
 from shiftlab.world import World, WorldConfig, build_world
+from shiftlab.world.imagenetv2 import WorldTestSets, build_world_testsets
+from shiftlab.world.label_sections import label_issues_section, multilabel_section
 from shiftlab.world.zoo import ZOO, train_zoo
-
-if TYPE_CHECKING:
-    from shiftlab.world.imagenetv2 import WorldTestSets
 
 POOL_SAMPLE = 300
 
@@ -105,9 +108,6 @@ VARIANT_TITLES = {"a": "Threshold0.7 (a)", "b": "MatchedFrequency (b)", "c": "To
 def section_imagenetv2(world: World, models: list[str], acc: pd.DataFrame, *,
                        progress: bool = True) -> tuple[Section, pd.DataFrame, object]:
     """The world's own ImageNetV2: pool → HITs → votes → near-duplicates → the three variants → the zoo."""
-    from shiftlab.metrics.robustness import effective_robustness
-    from shiftlab.world.imagenetv2 import build_world_testsets
-
     sets = build_world_testsets(world, seed=world.seed, progress=progress)
     on_test = acc.set_index("model").rename(columns={"top1_id": "top1"})  # section 1 scored the test set
     truth = world.truth()
@@ -170,11 +170,6 @@ def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) ->
     """The review app's tasks on the demo workspace, so that ``shiftlab review serve`` opens real work:
     the near-duplicate queue of the ImageNetV2 section, the class browser over the voted pool, the HIT
     pages of the world's batch, watermark flagging over the pool and one model's mistakes to confirm."""
-    from shiftlab.analyze.mistakes import review_config, review_queue_items
-    from shiftlab.registry import register_dataset
-    from shiftlab.review import tasks as tk
-    from shiftlab.review.images import warm_thumbnails
-
     ws = world.workspace
     sets.dedup.write(ws.root / "dedup" / "world-pool")
     register_dataset(sets.pool, "world-pool-voted", ws)  # the pool with its selection frequencies
@@ -218,7 +213,9 @@ def intro(world: World) -> str:
 
 
 def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoResult:
-    from shiftlab.world.label_sections import label_issues_section, multilabel_section
+    """``shiftlab demo``: build the digits world (seed ``seed``), train its zoo, run every study on it and write
+    the report to ``<workspace>/reports/demo/index.html``. Everything is cached in the workspace, so a second
+    run recomputes nothing that it has."""
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     world = build_world(ws, WorldConfig(seed=seed), progress=progress)

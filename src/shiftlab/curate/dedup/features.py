@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from shiftlab.data.recipes import Recipe
+from shiftlab.predict.cache import DecodedCache
+from shiftlab.predict.engine import predict
+from shiftlab.workspace import Workspace
+
 
 # --- per-image representations ---------------------------------------------------------------------
 def scaled_recipe(size: int = 256):
     """The recipe of the "scaled" copy: size×size RGB uint8, aspect ratio not kept, no normalisation."""
-    from shiftlab.data.recipes import Recipe
-
     return Recipe(resize=size, crop=None, square=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 def scaled_pixels(manifest, workspace=None, *, size: int = 256, progress: bool = True):
     """(uint8 (N, 3, size, size) memory map, valid mask (N,)), decoded once into the workspace cache."""
-    from shiftlab.predict.cache import DecodedCache
-    from shiftlab.workspace import Workspace
-
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     cache = DecodedCache(manifest, scaled_recipe(size), ws, progress=progress).build()
     return cache.pixels(), cache.valid_mask()
@@ -37,8 +37,6 @@ def phash_bits(pixels: np.ndarray) -> np.ndarray:
 
 def embeddings(manifest, model: str, workspace=None, *, device: str = "auto", progress: bool = True):
     """(float32 (N, D) penultimate features of ``model`` on its own recipe, valid mask (N,))."""
-    from shiftlab.predict.engine import predict
-
     p = predict(manifest, [model], workspace=workspace, features=True, device=device, progress=progress)[0]
     return np.nan_to_num(p.features.astype(np.float32)), p.valid
 

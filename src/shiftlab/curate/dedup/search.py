@@ -10,9 +10,12 @@ import pandas as pd
 
 from shiftlab.curate.dedup.aligned import ALIGN_SIZE, aligned_knn, grey_thumbnails
 from shiftlab.curate.dedup.features import embeddings, flat_pixels, phash_bits, scaled_pixels, take_rows
+from shiftlab.curate.dedup.ssim import default_batch_size, dssim_pairs
 from shiftlab.errors import InputError
 from shiftlab.metrics.neighbors import knn
+from shiftlab.predict.engine import resolve_device
 from shiftlab.progress import bar
+from shiftlab.workspace import Workspace
 
 METRICS = ("l2", "embedding", "phash", "aligned", "dssim")
 TABLE_COLUMNS = ["query_id", "reference_split", "reference_id", "metric", "rank", "distance", "is_self",
@@ -43,8 +46,6 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
     images are left out (``table.attrs["excluded"]`` counts them per set). ``cache_dir`` defaults to
     ``<workspace>/cache/knn``.
     """
-    from shiftlab.workspace import Workspace
-
     metrics = ["embedding" if m == "fc7" else m for m in metrics]
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -140,9 +141,6 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
 
 def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progress=False):
     """Rank each query's shortlisted reference rows by DSSIM: (dist (nq, k'), ref rows (nq, k'), -1 padded)."""
-    from shiftlab.curate.dedup.ssim import default_batch_size, dssim_pairs
-    from shiftlab.predict.engine import resolve_device
-
     dev = resolve_device(device)
     nq = len(q_rows)
     uniq = [np.unique(shortlist[j]) for j in range(nq)]
