@@ -27,6 +27,7 @@ def _tmp_beside(path: Path) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, renamed into place."""
     path = Path(path)
     tmp = _tmp_beside(path)
     try:
@@ -37,10 +38,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as JSON (indent 1, sorted keys, ``str`` for other types) atomically."""
     atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Save ``arrays`` (name → array) as an uncompressed ``.npz`` at ``path`` atomically."""
     path = Path(path)
     tmp = _tmp_beside(path)
     try:
@@ -52,6 +55,7 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Save one array as ``.npy`` at ``path`` atomically."""
     path = Path(path)
     tmp = _tmp_beside(path)
     try:

@@ -26,10 +26,12 @@ console = Console(stderr=True)
 
 
 def set_quiet(quiet: bool) -> None:
+    """Silence (True) or allow (False) every progress bar and message of this process (``--quiet``)."""
     _state["quiet"] = quiet
 
 
 def is_quiet() -> bool:
+    """Whether bars and messages are silenced (``set_quiet``; initially set by ``$SHIFTLAB_QUIET``)."""
     return _state["quiet"]
 
 
@@ -40,6 +42,9 @@ def _progress() -> Progress:
 
 
 def track(it: Iterable[T], total: int | None = None, description: str = "", disable: bool = False) -> Iterator[T]:
+    """Yield the items of ``it`` while a bar on stderr counts them (of ``total``, when known); a plain pass-through
+    when ``disable`` or quiet.
+    """
     if disable or is_quiet():
         yield from it
         return
@@ -55,6 +60,7 @@ class _Bar:
         self._p, self._t = progress, task
 
     def advance(self, n: int = 1) -> None:
+        """Count ``n`` more steps done (default 1); does nothing when the bar is disabled."""
         if self._p is not None:
             self._p.advance(self._t, n)
 
@@ -70,5 +76,6 @@ def bar(description: str, total: int | None, disable: bool = False):
 
 
 def info(msg: str) -> None:
+    """Print a message on stderr, unless quiet."""
     if not is_quiet():
         console.print(msg)

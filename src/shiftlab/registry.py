@@ -22,12 +22,14 @@ def _ws(workspace) -> Workspace:
 
 
 def check_name(name: str) -> str:
+    """``name`` if it is a valid workspace name (letters, digits, ``.``, ``_``, ``-``), else ``InputError``."""
     if not _NAME.match(name):
         raise InputError(f"{name!r} is not a valid name: use letters, digits, '.', '_' and '-'")
     return name
 
 
 def dataset_path(name: str, workspace=None) -> Path | None:
+    """The manifest file of the registered dataset ``name``, or None when there is none (or the name is invalid)."""
     if not _NAME.match(name):
         return None
     p = _ws(workspace).root / "manifests" / f"{name}.parquet"
@@ -35,11 +37,15 @@ def dataset_path(name: str, workspace=None) -> Path | None:
 
 
 def list_datasets(workspace=None) -> list[str]:
+    """The names of the workspace's registered datasets, sorted."""
     d = _ws(workspace).root / "manifests"
     return sorted(p.stem for p in d.glob("*.parquet")) if d.is_dir() else []
 
 
 def register_dataset(manifest, name: str | None = None, workspace=None) -> Path:
+    """Save ``manifest`` as the registered dataset ``name`` (default: its own name; under another name it is
+    renamed to it); returns the path of ``manifests/<name>.parquet``. ``InputError`` for an invalid name.
+    """
     from dataclasses import replace
 
     name = check_name(name or manifest.name)
@@ -53,11 +59,15 @@ def _aliases_file(workspace) -> Path:
 
 
 def model_aliases(workspace=None) -> dict[str, str]:
+    """The workspace's model aliases: registered name → spec (empty when there are none)."""
     f = _aliases_file(workspace)
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
 def register_model(name: str, spec: str, workspace=None) -> None:
+    """Make ``name`` an alias of ``spec`` in ``models/aliases.json`` (replacing an earlier one; the spec is not
+    checked). ``InputError`` for an invalid name.
+    """
     check_name(name)
     aliases = model_aliases(workspace)
     aliases[name] = spec

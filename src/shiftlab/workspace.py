@@ -15,10 +15,15 @@ DEFAULT_DIRNAME = "shiftlab-workspace"
 
 @dataclass(frozen=True)
 class Workspace:
+    """The folder where shiftlab keeps what it builds (``root``); each folder property makes its folder if missing."""
+
     root: Path
 
     @classmethod
     def resolve(cls, path: str | os.PathLike | None = None) -> Workspace:
+        """The workspace at ``path``, else ``$SHIFTLAB_HOME``, else ``./shiftlab-workspace`` (``~`` expanded, made
+        absolute; nothing is created).
+        """
         if path is None:
             path = os.environ.get("SHIFTLAB_HOME") or Path.cwd() / DEFAULT_DIRNAME
         return cls(Path(path).expanduser().resolve())
@@ -45,8 +50,10 @@ class Workspace:
 
     @property
     def models(self) -> Path:
+        """Model aliases (``aliases.json``) and stored weights such as the world's zoo (``models/zoo``)."""
         return self._dir("models")
 
     @property
     def reports(self) -> Path:
+        """Reports written by default, one folder each (e.g. ``reports/demo``)."""
         return self._dir("reports")

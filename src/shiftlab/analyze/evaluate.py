@@ -19,17 +19,28 @@ RESULT_COLUMNS = ["model", "dataset", "n_images", "n_bad", "top1", "top1_low", "
 
 @dataclass
 class EvalResult:
+    """``evaluate``'s result: the accuracy table, the manifest it was measured on and the models' predictions.
+
+    ``table`` has one row per model: ``RESULT_COLUMNS`` plus ``top5_low``, ``top5_high`` and ``n_scored``
+    (accuracies as fractions in [0, 1]). ``predictions`` holds one ``ModelPredictions`` per model, in order.
+    """
+
     table: pd.DataFrame  # one row per model, RESULT_COLUMNS + top5 interval
     manifest: Manifest
     predictions: list[ModelPredictions] = field(repr=False)
 
     def per_class(self, model: int | str = 0) -> pd.DataFrame:
+        """Per-class top-1 of one model, given by position in ``predictions`` or by display name (default: the first).
+
+        One row per class that has scored images: ``class, name, n, correct, top1, top1_low, top1_high``.
+        """
         p = self.predictions[model] if isinstance(model, int) else \
             next(x for x in self.predictions if x.model == model)
         return per_class_accuracy(p.values, self.manifest.labels, kind=p.score_kind, valid=p.valid,
                                   class_names=self.manifest.vocabulary.names)
 
     def bad_images(self) -> pd.DataFrame:
+        """The undecodable images of any model: DataFrame ``id, reason``, sorted, each pair once."""
         rows = {(i, r) for p in self.predictions for i, r in p.bad.items()}
         return pd.DataFrame(sorted(rows), columns=["id", "reason"])
 
@@ -45,6 +56,12 @@ class EvalResult:
 
 
 def summarize(manifest: Manifest, preds: list[ModelPredictions], dataset_name: str | None = None) -> pd.DataFrame:
+    """The accuracy table of predictions on a manifest: one row per model, in order.
+
+    Columns ``RESULT_COLUMNS`` plus ``top5_low``, ``top5_high`` and ``n_scored`` (fractions in [0, 1]);
+    ``dataset`` is ``dataset_name``, by default the manifest's name. Raises ``InputError`` when a model's scores
+    have fewer classes than the manifest's largest label.
+    """
     rows = []
     top_label = int(manifest.labels.max(initial=-1))
     for p in preds:

@@ -39,10 +39,12 @@ class RobustnessResult:
 
     @property
     def table(self) -> pd.DataFrame:
+        """One row per model (``result.table``): accuracies, effective and relative robustness."""
         return self.result.table
 
     @property
     def fit(self) -> rb.LineFit:
+        """The fitted line (``result.fit``)."""
         return self.result.fit
 
     def write(self, folder: str | os.PathLike) -> list[Path]:

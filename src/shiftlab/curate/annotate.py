@@ -39,6 +39,8 @@ ROLES = ("candidate", "positive", "negative")
 
 @dataclass(frozen=True)
 class HitImage:
+    """One image of a HIT: its opaque URL, the id of the image it shows and its role (``ROLES``)."""
+
     url: str  # opaque
     image_id: str
     role: str  # candidate | positive | negative
@@ -46,21 +48,30 @@ class HitImage:
 
 @dataclass(frozen=True)
 class Hit:
+    """One HIT: its id (``make_hits``: ``hit-<class:04d>-<chunk:03d>``), the class asked about and its images."""
+
     hit_id: str
     class_index: int
     images: tuple[HitImage, ...]
 
     def to_json(self) -> dict:
+        """The fields as a JSON-ready dict (images as a list of ``{url, image_id, role}``)."""
         return {"hit_id": self.hit_id, "class_index": self.class_index,
                 "images": [{"url": i.url, "image_id": i.image_id, "role": i.role} for i in self.images]}
 
     @classmethod
     def from_json(cls, d: dict) -> Hit:
+        """The HIT of a ``to_json`` dict."""
         return cls(d["hit_id"], int(d["class_index"]),
                    tuple(HitImage(i["url"], i["image_id"], i["role"]) for i in d["images"]))
 
 
 def opaque_url(image_id: str, seed: int, base: str = "img/") -> str:
+    """The opaque URL an image is shown under in a HIT (default ``base`` ``"img/"``).
+
+    ``base`` + the first 20 hex digits of sha1(``"<seed>:<image_id>"``) + ``.png``: the same (image, seed) always
+    gives the same URL, and nothing in it tells a control from a candidate.
+    """
     return f"{base}{hashlib.sha1(f'{seed}:{image_id}'.encode()).hexdigest()[:20]}.png"
 
 

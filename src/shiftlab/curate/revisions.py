@@ -248,13 +248,16 @@ class Revision:
 
     @property
     def is_valid(self) -> bool:
+        """The file's ``is_valid`` flag: whether every class got its ``per_class`` images (see ``SampleResult``)."""
         return bool(self.doc["is_valid"])
 
     @property
     def filename(self) -> str:
+        """The file name, ``<name>.json``."""
         return f"{self.name}.json"
 
     def dumps(self) -> str:
+        """The exact text of the revision file (``dumps_revision``)."""
         return dumps_revision(self.doc)
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -262,6 +265,7 @@ class Revision:
         return write_revision(self.doc, path)
 
     def manifest(self, vocabulary: Vocabulary | None = None) -> Manifest:
+        """A labels-only Manifest of the sampled images (``revision_manifest``; ImageNet-1k by default)."""
         return revision_manifest(self.doc, name=self.name, vocabulary=vocabulary)
 
 

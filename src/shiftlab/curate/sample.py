@@ -64,9 +64,11 @@ class SampleResult:
 
     @property
     def target_size(self) -> int:
+        """The number of images a valid result has: ``per_class`` × the number of classes."""
         return self.per_class * len(self.classes)
 
     def by_class(self) -> dict[int, list[str]]:
+        """Class → the chosen ids, in ``images`` order; every class of ``classes`` is a key (possibly empty)."""
         out: dict[int, list[str]] = {k: [] for k in self.classes}
         for i, k in self.images:
             out.setdefault(k, []).append(i)
@@ -103,6 +105,11 @@ def check_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_validation(validation: pd.DataFrame) -> pd.DataFrame:
+    """Validate and normalise a validation table (``VALIDATION_COLUMNS``); returns a typed copy.
+
+    A column missing is an ``InputError``; a ``frequency`` that is not a number becomes NaN, a missing
+    ``n_annotations`` 0.
+    """
     return _common(validation, VALIDATION_COLUMNS, "validation")
 
 
@@ -258,6 +265,7 @@ def histogram_bin(frequency: float, bins: Sequence[float] = STANDARD_BINS) -> in
 
 
 def build_histogram(frequencies: Iterable[float], bins: Sequence[float] = STANDARD_BINS) -> list[int]:
+    """Counts of ``frequencies`` (fractions in [0, 1]) per bin of ``bins`` (``histogram_bin``): len(bins) + 1 ints."""
     hist = [0] * (len(bins) + 1)
     for f in frequencies:
         hist[histogram_bin(float(f), bins)] += 1

@@ -43,6 +43,13 @@ WORKER_COLUMNS = ("worker_id", "n_assignments", "n_valid_assignments", "n_reject
 
 @dataclass(frozen=True)
 class VoteResult:
+    """``import_votes``'s result: selection frequencies per (image, class), worker accuracies and counts.
+
+    ``frequencies``: one row per (image_id, class_index), ``FREQUENCY_COLUMNS`` (``frequency`` a fraction in
+    [0, 1]; ``role`` the image's roles joined by ``+`` when it had several). ``workers``: one row per worker,
+    ``WORKER_COLUMNS``. The counts are of assignments; ``dropped_workers`` are those below ``min_worker_accuracy``.
+    """
+
     frequencies: pd.DataFrame  # one row per (image_id, class_index), see FREQUENCY_COLUMNS
     workers: pd.DataFrame  # one row per worker, see WORKER_COLUMNS
     n_assignments: int
@@ -55,6 +62,10 @@ class VoteResult:
     parameters: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
+        """The headline numbers as a flat dict: assignments (all, valid, rejected, dropped), blacklisted HITs,
+        workers (all and dropped, with ``min_worker_accuracy``), images, candidate pairs, the fewest valid answers
+        of a candidate and the mean candidate frequency (a fraction).
+        """
         f = self.frequencies
         cand = f[f["role"] == "candidate"]
         return {"assignments": self.n_assignments, "valid_assignments": self.n_valid_assignments,
@@ -75,6 +86,7 @@ class VoteResult:
         return [folder / "frequencies.parquet", folder / "workers.csv"]
 
     def for_role(self, role: str) -> pd.DataFrame:
+        """The rows of ``frequencies`` whose roles include ``role`` (``candidate``, ``positive`` or ``negative``)."""
         return self.frequencies[self.frequencies["role"].str.split("+").map(lambda r: role in r)]
 
 

@@ -19,6 +19,7 @@ _WNID = re.compile(r"^n\d{8}$")
 
 
 def is_wnid(name: str) -> bool:
+    """Whether ``name`` is a WordNet id: ``n`` followed by eight digits (``n01440764``)."""
     return bool(_WNID.match(name))
 
 
@@ -28,6 +29,8 @@ def _norm(name: str) -> str:
 
 @dataclass(frozen=True)
 class ClassInfo:
+    """One class of a vocabulary: its index, wnid (None if it has none), names (first = display name) and gloss."""
+
     index: int
     wnid: str | None
     names: tuple[str, ...]
@@ -35,6 +38,7 @@ class ClassInfo:
 
     @property
     def name(self) -> str:
+        """The display name: the first of ``names``, else the wnid, else the index as a string."""
         return self.names[0] if self.names else (self.wnid or str(self.index))
 
 
@@ -73,10 +77,12 @@ class Vocabulary:
 
     @property
     def wnids(self) -> list[str | None]:
+        """The wnid of each class in index order (None for a class without one)."""
         return [c.wnid for c in self.classes]
 
     @property
     def names(self) -> list[str]:
+        """The display name of each class in index order (``ClassInfo.name``)."""
         return [c.name for c in self.classes]
 
     def index_of(self, key: str) -> int:
@@ -97,12 +103,14 @@ class Vocabulary:
         return key in self._by_key or _norm(key) in self._by_key
 
     def try_index_of(self, key: str) -> int | None:
+        """``index_of(key)``, or None when ``key`` names no class or an ambiguous one."""
         try:
             return self.index_of(key)
         except UnknownNameError:
             return None
 
     def to_json(self) -> dict:
+        """The vocabulary as a JSON-ready dict: only ``name`` for a bundled one, else ``name`` and every class."""
         if self.name in BUNDLED:
             return {"name": self.name}
         return {
@@ -115,6 +123,7 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, d: dict) -> Vocabulary:
+        """The vocabulary of a ``to_json`` dict (a bundled one is loaded by name)."""
         if "classes" not in d:
             return load_vocabulary(d["name"])
         return cls(
@@ -134,6 +143,7 @@ class Vocabulary:
 
 @cache
 def imagenet_1k() -> Vocabulary:
+    """The bundled ImageNet-1k vocabulary: 1000 classes, standard indices (sorted wnid order); cached."""
     raw = json.loads(resources.files("shiftlab.data").joinpath("vocab/imagenet-1k.json").read_text())
     return Vocabulary("imagenet-1k", tuple(
         ClassInfo(int(c["cid"]), c["wnid"], tuple(c["synset"]), c.get("gloss", "")) for c in raw))

@@ -27,11 +27,14 @@ _PIL_LIMIT_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class DecodeResult:
+    """A decoded image, or None and the ``reason`` it could not be decoded."""
+
     image: Image.Image | None
     reason: str | None = None
 
     @property
     def ok(self) -> bool:
+        """Whether the file was decoded (``image`` is not None)."""
         return self.image is not None
 
 

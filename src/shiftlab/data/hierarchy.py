@@ -45,10 +45,12 @@ class Hierarchy:
 
     @cached_property  # asked once per pair by shared_superclass; the hierarchy never changes
     def roots(self) -> set[str]:
+        """The nodes without a parent (cached)."""
         nodes = set(self.parents) | {p for ps in self.parents.values() for p in ps}
         return {n for n in nodes if not self.parents.get(n)}
 
     def name(self, node: str) -> str:
+        """The readable name of ``node`` (``names``), or the node id itself when it has none."""
         return self.names.get(node, node)
 
     def ancestors(self, k: int) -> dict[str, int]:

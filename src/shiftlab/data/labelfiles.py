@@ -422,6 +422,7 @@ def apply_label_sources(manifest, specs: Sequence[str]):
 
 
 def has_multilabels(manifest) -> bool:
+    """Whether the manifest's table has every multi-label column (``MULTILABEL_COLUMNS``)."""
     return all(c in manifest.table.columns for c in MULTILABEL_COLUMNS)
 
 

@@ -33,6 +33,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes as 64 hex digits (read in 1 MiB blocks); ``OSError`` if unreadable."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -91,6 +92,14 @@ def _finish(rows: pd.DataFrame, root: Path, name: str, vocab: Vocabulary, layout
 
 def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None = None,
                      name: str | None = None, progress: bool = True) -> Manifest:
+    """Read an ImageFolder: one sub-folder per class, named by wnid or class name → Manifest.
+
+    The vocabulary is ``vocabulary``, else ImageNet-1k when every folder name is one of its wnids or names, else
+    a custom one of the folder names (sorted; all-digit names numerically). Image files are found recursively;
+    ids are file names when unique, else relative paths; every file is hashed. ``name`` defaults to the folder's
+    name; ``parameters`` record how many other files were ignored. Raises ``InputError`` when there are no
+    class folders or no image files, ``UnknownNameError`` when a folder names no class of ``vocabulary``.
+    """
     root = _existing_dir(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
@@ -113,6 +122,12 @@ def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None =
 
 def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary | None = None,
                             name: str | None = None, progress: bool = True) -> Manifest:
+    """Read the released ImageNetV2 layout: folders ``0 … 999`` holding the images of that class *index* → Manifest.
+
+    Labels are indices of ``vocabulary`` (default ImageNet-1k); ids are the file stems (``<sha1>`` as in the
+    revision files) when unique, else relative paths. Raises ``InputError`` when a folder is not a number or is
+    beyond the vocabulary.
+    """
     root = _existing_dir(root)
     dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     not_num = [d.name for d in dirs if not d.name.isdigit()]
@@ -136,6 +151,13 @@ def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary |
 
 def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
                        name: str | None = None, progress: bool = True) -> Manifest:
+    """Read an ImageNetV2 revision file (``image_filenames = [[id, wnid], …]``) → Manifest with ImageNet-1k labels.
+
+    The name splits into ``<dataset>-<variant>-<revision>``; the file's other keys become ``parameters`` and
+    ``starting_from`` the ``parent``. Without ``root`` the manifest is labels-only (no paths or hashes, enough for
+    precomputed predictions); with it, each id is looked up under ``root`` by file name, stem or ``<wnid>/<id>``
+    and hashed. Raises ``InputError`` when the file is not a revision or an image is missing under ``root``.
+    """
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -190,6 +212,14 @@ def _index_files(root: Path) -> dict[str, str]:
 
 def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
              vocabulary: Vocabulary | None = None, name: str | None = None, progress: bool = True) -> Manifest:
+    """Read a CSV with ``path,label`` (+ optional ``id`` and attribute columns) → Manifest.
+
+    Paths are relative to ``root``, by default the CSV's folder. Integer labels are class indices of
+    ``vocabulary`` (default ImageNet-1k); other labels are wnids or class names (of ``vocabulary``, else of a
+    guessed one or one made from the sorted names), ``-1`` = unknown. Without an ``id`` column, ids are file
+    names when unique, else paths.
+    Raises ``InputError`` when the CSV is unreadable, lacks a column, or lists files that do not exist.
+    """
     path = Path(path)
     try:
         df = pd.read_csv(path, dtype={"path": str, "id": str})
@@ -243,6 +273,9 @@ LAYOUTS: dict[str, Callable[..., Manifest]] = {
 
 
 def detect_layout(path: Path) -> str:
+    """The layout of ``path`` by its look: ``.json`` → revision, ``.csv`` → csv, ``.parquet`` → manifest; a folder
+    whose sub-folders are all numbers → imagenetv2, any other folder → imagefolder. ``InputError`` otherwise.
+    """
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".json":

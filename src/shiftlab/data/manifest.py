@@ -43,6 +43,15 @@ def _json_default(o):
 
 @dataclass(frozen=True, eq=False)
 class Manifest:
+    """The ordered, immutable table of images of a test set, plus the metadata that defines it.
+
+    ``table``: ``id``, ``path``, ``sha256``, ``label`` (class index of ``vocabulary``, −1 = unknown), then
+    attribute columns (see the module docstring). ``root``: the folder ``path`` is relative to (None for a
+    labels-only manifest; stored resolved). ``dataset``, ``variant``, ``revision`` name it as
+    ``<dataset>-<variant>-<revision>``; ``parent`` is the manifest it came from. Raises ``InputError`` when a core
+    column is missing, an id repeats or a label is outside the vocabulary.
+    """
+
     table: pd.DataFrame
     name: str
     vocabulary: Vocabulary = field(default_factory=imagenet_1k)
@@ -87,17 +96,21 @@ class Manifest:
 
     @property
     def ids(self) -> np.ndarray:
+        """(N,) object array of the image ids, in order."""
         return self.table["id"].to_numpy(dtype=object)
 
     @property
     def labels(self) -> np.ndarray:
+        """(N,) int64 array of the labels (class indices; −1 = unknown)."""
         return self.table["label"].to_numpy(dtype=np.int64)
 
     @property
     def has_images(self) -> bool:
+        """Whether there are image files to read: a ``root`` and a ``path`` on every row."""
         return self.root is not None and self.table["path"].notna().all()
 
     def abspaths(self) -> list[Path]:
+        """The absolute path of every image, in order; ``InputError`` for a labels-only manifest."""
         if not self.has_images:
             raise InputError(f"manifest {self.name!r} has labels only (no image root); "
                              "give --root or use precomputed predictions")
@@ -105,6 +118,7 @@ class Manifest:
         return [root / p for p in self.table["path"]]
 
     def with_root(self, root: str | os.PathLike) -> Manifest:
+        """A copy whose images are read from ``root``; the rows and ``content_hash`` stay the same."""
         return replace(self, root=str(root))
 
     def subset(self, mask_or_index, name: str | None = None) -> Manifest:
@@ -123,6 +137,9 @@ class Manifest:
 
     @property
     def content_hash(self) -> str:
+        """The sha256 (hex) of the rows and the defining metadata (name, dataset, variant, revision, parent, seed,
+        parameters, vocabulary), not of ``root``; computed once.
+        """
         cached = self.__dict__.get("_content_hash")
         if cached is None:
             h = hashlib.sha256()
@@ -146,6 +163,7 @@ class Manifest:
 
     # --- storage ------------------------------------------------------------------------------
     def metadata(self) -> dict:
+        """The dict stored in the Parquet schema: the defining fields, ``root``, ``content_hash``, format, n_images."""
         return {**self._identity(), "root": self.root, "content_hash": self.content_hash,
                 "format": FORMAT_VERSION, "n_images": len(self)}
 
@@ -165,6 +183,7 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Manifest:
+        """Read a manifest written by ``save``; ``InputError`` when the file is not a readable shiftlab manifest."""
         path = Path(path)
         try:
             table = pq.read_table(path)

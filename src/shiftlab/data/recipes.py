@@ -70,30 +70,37 @@ class Recipe:
 
     @property
     def channels(self) -> int:
+        """The number of channels: 3 for ``RGB``, 1 for ``L``."""
         return 3 if self.mode == "RGB" else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model input in px: the crop size, or the resize when there is no crop."""
         side = self.crop if self.crop is not None else self.resize
         return (self.channels, side, side)
 
     def geometry(self) -> dict:
+        """The fields that decide the decoded pixels (resize, crop, interpolation, mode, square), not mean/std."""
         return {"resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
                 "mode": self.mode, "square": self.square}
 
     def geometry_key(self) -> str:
+        """A 16-hex-digit hash of ``geometry()``: the decoded cache's key (shared when only mean/std differ)."""
         return _short_hash(self.geometry())
 
     def key(self) -> str:
+        """A 16-hex-digit hash of every field: the prediction store's key."""
         return _short_hash(asdict(self))
 
     def to_json(self) -> dict:
+        """The fields as a JSON-ready dict (mean and std as lists)."""
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> Recipe:
+        """The recipe of a ``to_json`` dict; ``InputError`` for invalid values."""
         d = dict(d)
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         return cls(**d)
@@ -114,6 +121,7 @@ class Recipe:
                              f"fields among {', '.join(cls().to_json())}") from None
 
     def with_overrides(self, **kw) -> Recipe:
+        """A copy with the given fields replaced; None values are ignored (``self`` when none is left)."""
         kw = {k: v for k, v in kw.items() if v is not None}
         for k in ("mean", "std"):
             if k in kw:
@@ -177,6 +185,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
+    """The named recipe of ``RECIPES``; ``UnknownNameError`` for an unknown name."""
     try:
         return RECIPES[name]
     except KeyError:

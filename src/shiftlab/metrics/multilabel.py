@@ -51,6 +51,10 @@ class LabelSets:
 
     @classmethod
     def from_lists(cls, lists: Sequence, n_classes: int) -> LabelSets:
+        """Label sets of N rows from N lists of class indices in [0, ``n_classes``) (None/NaN = no labels).
+
+        Repeated classes count once; ``LabelFileError`` for text or a class outside the range.
+        """
         n = len(lists)
         sizes = np.full(n, -1, np.int64)
         rows, cols = [], []
@@ -73,10 +77,12 @@ class LabelSets:
 
     @property
     def labelled(self) -> np.ndarray:
+        """Bool (N,): the rows that have a label set (possibly empty)."""
         return self.sizes >= 0
 
     @property
     def empty(self) -> np.ndarray:
+        """Bool (N,): the rows whose label set is empty (labelled, but no class)."""
         return self.sizes == 0
 
     def contains(self, classes: np.ndarray) -> np.ndarray:
@@ -97,6 +103,7 @@ class LabelSets:
         return LabelSets(np.sort(new_of[r[keep]] * self.n_classes + c[keep]), self.sizes[rows], self.n_classes)
 
     def union(self, other: LabelSets) -> LabelSets:
+        """The row-wise union with ``other`` (same N and K, else ``ValueError``); labelled where either is."""
         if len(other) != len(self) or other.n_classes != self.n_classes:
             raise ValueError("label sets of different shapes")
         codes = np.union1d(self.codes, other.codes)
@@ -126,6 +133,8 @@ class MultiLabelAccuracy:
 
 @dataclass(frozen=True)
 class ImageNetMResult:
+    """ImageNet-M accuracy as a count: ``correct`` of the split's ``size`` images (``str``: ``"correct/size"``)."""
+
     correct: int
     size: int
 
@@ -135,6 +144,10 @@ class ImageNetMResult:
 
 @dataclass(frozen=True)
 class ReaLAccuracy:
+    """ReaL accuracy: ``top1`` and top-``k`` as fractions of the ``n_kept`` images with a non-empty label set
+    (``n_dropped``: images whose set is empty).
+    """
+
     top1: float
     topk: float  # NaN when fewer than k predictions per image exist
     k: int

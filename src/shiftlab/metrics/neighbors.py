@@ -14,6 +14,7 @@ from shiftlab.fsutil import atomic_save_npz
 
 # --- exact, chunked top-k ---------------------------------------------------------------------------
 def hash_rows(a: np.ndarray) -> str:
+    """The sha256 (hex) of an array's dtype, shape and bytes (C order): a cache key for its content."""
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
     h.update(np.ascontiguousarray(a).data)
     return h.hexdigest()

@@ -212,6 +212,7 @@ def bootstrap_band(id_acc, ood_acc, scale: str = "logit", grid=None, n_boot: int
 # ------------------------------------------------------------------------------------------- effective robustness
 
 def interval_columns(table: pd.DataFrame, col: str) -> tuple[str, str] | None:
+    """``(<col>_low, <col>_high)`` when ``table`` has both columns, else None."""
     lo, hi = f"{col}_low", f"{col}_high"
     return (lo, hi) if lo in table.columns and hi in table.columns else None
 

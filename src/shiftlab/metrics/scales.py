@@ -21,6 +21,7 @@ SCALES = ("logit", "probit", "linear")
 # ------------------------------------------------------------------------------------------- transforms
 
 def check_scale(scale: str) -> str:
+    """Return ``scale`` if it is one of ``SCALES`` (logit, probit, linear); ``InputError`` otherwise."""
     if scale not in SCALES:
         raise InputError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     return scale

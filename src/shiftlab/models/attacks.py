@@ -13,6 +13,15 @@ import torch
 import torch.nn.functional as F
 
 
+def _ascent(forward, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """The gradient of the summed cross-entropy at ``x + delta`` w.r.t. ``delta``: the direction that raises
+    the loss on ``y`` (lowers it, with ``targeted``)."""
+    delta.requires_grad_(True)
+    loss = F.cross_entropy(forward(x + delta), y, reduction="sum")
+    (g,) = torch.autograd.grad(loss, delta)
+    return -g if targeted else g
+
+
 def pgd_l2(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, eps: float,
            steps: int, step_size: float, targeted: bool = False) -> torch.Tensor:
     """L2 projected gradient descent in [0, 1] pixel space (no random start).
@@ -39,11 +48,7 @@ def pgd_l2(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: 
         shape = (-1,) + (1,) * (x.dim() - 1)
         delta = torch.zeros_like(x)
         for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(forward(x + delta), y, reduction="sum")
-            (g,) = torch.autograd.grad(loss, delta)
-            if targeted:
-                g = -g
+            g = _ascent(forward, x, delta, y, targeted)
             g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
             delta = delta.detach() + step_size * g
             norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
@@ -84,11 +89,7 @@ def pgd_linf(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y
         else:
             delta = torch.zeros_like(x)
         for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(forward(x + delta), y, reduction="sum")
-            (g,) = torch.autograd.grad(loss, delta)
-            if targeted:
-                g = -g
+            g = _ascent(forward, x, delta, y, targeted)
             delta = (delta.detach() + step_size * g.sign()).clamp(-eps, eps)
             delta = (x + delta).clamp(0, 1) - x  # inside [0, 1] and still inside the ε-box around x
         return (x + delta).detach()

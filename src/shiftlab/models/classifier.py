@@ -30,9 +30,11 @@ class Classifier:
 
     # --- the interface ----------------------------------------------------------------------------
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float inputs in [0, 1] → (N, K) logits."""
         return self.forward(x, features=False)[0]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float inputs in [0, 1] → (N, D) penultimate features (the last linear layer's input)."""
         f = self.forward(x, features=True)[1]
         return f
 
@@ -42,13 +44,16 @@ class Classifier:
         return self._forward(x, features)
 
     def last_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (K, D), bias (K,)) of the last linear layer; subclasses implement it."""
         raise NotImplementedError
 
     @property
     def num_classes(self) -> int:
+        """K, the number of classes: the rows of the last layer's weight."""
         return int(self.last_layer()[0].shape[0])
 
     def to(self, device: torch.device | str, channels_last: bool = False) -> Classifier:
+        """Run on ``device`` from now on; returns ``self``. Subclasses use ``channels_last``."""
         self.device = torch.device(device)
         return self
 
@@ -103,6 +108,7 @@ class TorchClassifier(Classifier):
     _capturing = False
 
     def to(self, device, channels_last: bool = False) -> TorchClassifier:
+        """Move the module to ``device``, in channels-last memory format if asked (default False); returns ``self``."""
         super().to(device)
         self.module.to(self.device)
         self.channels_last = channels_last
@@ -130,6 +136,7 @@ class TorchClassifier(Classifier):
         return logits, feats
 
     def last_layer(self):
+        """(weight (K, D), bias (K,)) of the linear layer, detached; a zero bias when it has none."""
         w = self.layer.weight.detach()
         b = self.layer.bias.detach() if self.layer.bias is not None else torch.zeros(w.shape[0], device=w.device)
         return w, b
@@ -146,6 +153,7 @@ def weights_key(name: str, module: nn.Module) -> str:
 
 
 def file_key(spec: str, path) -> str:
+    """``<spec>@<hash>``: the spec and the first 16 hex digits of the sha256 of the file at ``path``."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -24,6 +24,7 @@ class LinearNet(nn.Module):
         self.fc = nn.Linear(c * (pool_to * pool_to if pool_to else h * w), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float → (N, n_classes) logits."""
         return self.fc(self.flatten(self.pool(x)))
 
 
@@ -36,6 +37,7 @@ class MLP(nn.Module):
         self.fc = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float → (N, n_classes) logits."""
         return self.fc(self.body(x))
 
 
@@ -51,6 +53,7 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(2 * width * 16, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float → (N, n_classes) logits."""
         return self.fc(self.body(x))
 
 

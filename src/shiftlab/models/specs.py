@@ -22,6 +22,10 @@ from shiftlab.registry import load_plugins, model_aliases
 
 @dataclass(frozen=True)
 class Scheme:
+    """A spec prefix and how to load it: ``name``, an ``example`` spec, the ``loader``, the modules it ``requires``,
+    the ``install`` command that provides them and a one-line ``doc``.
+    """
+
     name: str
     example: str
     #: a function ``(rest, *, spec, workspace)``, or its "package.module:function" (imported on use)
@@ -31,6 +35,7 @@ class Scheme:
     doc: str = ""
 
     def missing(self) -> list[str]:
+        """The modules of ``requires`` that fail to import here (empty when the scheme is usable)."""
         out = []
         for mod in self.requires:
             try:
@@ -40,6 +45,7 @@ class Scheme:
         return out
 
     def load_fn(self) -> Callable:
+        """The loader as a function; one given as ``"package.module:function"`` is imported here."""
         if callable(self.loader):
             return self.loader
         mod, fn = self.loader.rsplit(":", 1)
@@ -92,6 +98,9 @@ def schemes() -> dict[str, Scheme]:
 
 
 def split_spec(spec: str) -> tuple[str, str]:
+    """``"scheme:rest"`` → ``(scheme, rest)``; ``UnknownNameError`` for an unknown scheme (after loading the
+    plug-ins) or an empty ``rest``.
+    """
     scheme, sep, rest = spec.partition(":")
     if not sep or scheme not in SCHEMES:
         load_plugins()  # an installed plug-in may add it (or, for the message below, others)
@@ -105,6 +114,9 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def resolve_alias(spec: str, workspace=None) -> str:
+    """The spec a name stands for: a spec with a ``:`` is returned as is, a bare name is looked up among the
+    workspace's model aliases; ``UnknownNameError`` for a name that is neither.
+    """
     if ":" in spec:
         return spec
     aliases = model_aliases(workspace)

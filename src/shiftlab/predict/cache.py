@@ -29,6 +29,13 @@ CHUNK = 64  # rows per decoded chunk: small, so that the first model can start e
 
 
 class DecodedCache:
+    """A manifest's images decoded once per recipe geometry into a uint8 (N, C, H, W) memory map (module docstring).
+
+    ``workspace``: a ``Workspace`` (the cache lives under its ``decoded`` folder). ``workers``: decoding threads
+    (default min(8, CPUs)). ``max_pixels``: the decompression-bomb limit, width × height in px. ``chunk``: rows
+    per chunk (default 64). Creating one only reads a finished cache; ``build()`` or ``start()`` decodes.
+    """
+
     def __init__(self, manifest, recipe, workspace, *, workers: int | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, chunk: int = CHUNK):
         self.manifest, self.recipe = manifest, recipe
@@ -52,6 +59,7 @@ class DecodedCache:
     # --- state ----------------------------------------------------------------------------------
     @property
     def complete(self) -> bool:
+        """Whether every chunk has been decoded."""
         return bool(self._done.all())
 
     @property
@@ -60,6 +68,7 @@ class DecodedCache:
         return dict(self._bad)
 
     def valid_mask(self) -> np.ndarray:
+        """Bool (N,): False for the undecodable rows found so far."""
         m = np.ones(self.n, bool)
         m[list(self._bad)] = False
         return m
@@ -70,6 +79,7 @@ class DecodedCache:
         self._done[:] = True
 
     def pixels(self) -> np.ndarray:
+        """The read-only uint8 (N, C, H, W) memory map of ``pixels.npy`` (undecodable rows are zeros)."""
         if self._pixels is None:
             self._pixels = np.load(self.dir / "pixels.npy", mmap_mode="r")
         return self._pixels
@@ -89,6 +99,7 @@ class DecodedCache:
         return self
 
     def join(self) -> None:
+        """Wait for the background decoding of ``start()`` to end; re-raises the error it ended with."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None

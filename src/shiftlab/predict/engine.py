@@ -42,10 +42,14 @@ class ModelPredictions:
 
     @property
     def score_kind(self) -> str:
+        """``scores`` (logits or probabilities) or ``topk``: the ``kind`` the metrics take."""
         return "topk" if self.kind == "topk" else "scores"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device for ``device``: ``auto`` (default) → ``cuda`` when available, else ``cpu``; ``InputError``
+    for an unknown name or a CUDA device on a machine without CUDA.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -108,6 +112,7 @@ class Engine:
         self._caches: dict[tuple[str, str], DecodedCache] = {}
 
     def cache(self, manifest, recipe: Recipe) -> DecodedCache:
+        """The DecodedCache of the manifest's images at the recipe's geometry, one per engine (not yet built)."""
         k = (manifest.image_hash, recipe.geometry_key())
         if k not in self._caches:
             self._caches[k] = DecodedCache(manifest, recipe, self.workspace, workers=self.workers,
@@ -116,6 +121,12 @@ class Engine:
 
     def predict(self, manifest, model: Classifier | PrecomputedPredictions, *,
                 features: bool = False) -> ModelPredictions:
+        """One model's predictions on ``manifest``: precomputed ones aligned, a Classifier's from the store.
+
+        Chunks of the model's cell that are not stored yet are computed first (float32 logits; (N, D) features
+        when ``features``). Raises ``InputError`` for features of precomputed predictions, or when predictions
+        must be computed for a labels-only manifest.
+        """
         if isinstance(model, PrecomputedPredictions):
             if features:
                 raise InputError(f"{model.spec}: precomputed predictions carry no features")
@@ -176,6 +187,7 @@ class Engine:
         return logits, feats, bad
 
     def close(self) -> None:
+        """Wait for every cache's background decoding to end; re-raises the error one ended with."""
         for c in self._caches.values():
             c.join()
 

@@ -33,18 +33,27 @@ def _slug(s: str) -> str:
 
 @dataclass
 class StoredPredictions:
+    """A cell's content: ``logits`` (N, K) float16 (NaN rows for undecodable images), ``features`` (N, D) float32
+    or None, and ``bad``: row → reason for the undecodable rows.
+    """
+
     logits: np.ndarray  # (N, K) float16, NaN rows for bad images
     features: np.ndarray | None  # (N, D) float32
     bad: dict[int, str]  # row → reason
 
     @property
     def valid(self) -> np.ndarray:
+        """Bool (N,): False for the undecodable rows."""
         v = np.ones(len(self.logits), bool)
         v[list(self.bad)] = False
         return v
 
 
 class PredictionCell:
+    """The stored predictions of one (model key, manifest ``image_hash``, recipe key), in chunks of ``chunk_size``
+    rows (default 512; an existing cell keeps its own). See the module docstring for the files.
+    """
+
     def __init__(self, root: Path, model_key: str, manifest, recipe, chunk_size: int = DEFAULT_CHUNK):
         self.dir = Path(root) / _slug(model_key) / f"{manifest.image_hash[:20]}-{recipe.key()}"
         self.n = len(manifest)
@@ -57,6 +66,7 @@ class PredictionCell:
         self.n_chunks = (self.n + chunk_size - 1) // chunk_size
 
     def chunk_range(self, i: int) -> tuple[int, int]:
+        """Rows ``[lo, hi)`` of chunk ``i`` (the last chunk may be short)."""
         return i * self.chunk_size, min(self.n, (i + 1) * self.chunk_size)
 
     @contextmanager
@@ -71,6 +81,7 @@ class PredictionCell:
             yield self
 
     def is_complete(self, features: bool = False) -> bool:
+        """Whether the cell is readable (``complete.json`` exists) and, if ``features``, holds features."""
         f = self.dir / "complete.json"
         if not f.is_file():
             return False
@@ -80,6 +91,7 @@ class PredictionCell:
         return self.dir / "chunks" / f"{i:06d}.npz"
 
     def pending_chunks(self, features: bool = False) -> list[int]:
+        """The chunks not yet written (or, if ``features``, written without features), in order."""
         out = []
         for i in range(self.n_chunks):
             f = self._chunk_file(i)
@@ -122,6 +134,9 @@ class PredictionCell:
         return StoredPredictions(logits, features, bad_reasons)
 
     def load(self, features: bool = False) -> StoredPredictions:
+        """The consolidated predictions (features as a read-only memory map, if asked); ``IncompleteError`` when the
+        cell is not complete or was stored without the features asked for.
+        """
         f = self.dir / "complete.json"
         if not f.is_file():
             raise IncompleteError(f"predictions in {self.dir} are not complete; run the evaluation again to resume")
@@ -140,4 +155,5 @@ class PredictionStore:
         self.root = Path(workspace.predictions)
 
     def cell(self, model_key: str, manifest, recipe, chunk_size: int = DEFAULT_CHUNK) -> PredictionCell:
+        """The cell of (model key, manifest images, recipe) under ``<workspace>/predictions/``."""
         return PredictionCell(self.root, model_key, manifest, recipe, chunk_size)

@@ -123,6 +123,10 @@ def _file_stem(name: str) -> str:
 
 @dataclass
 class Cell:
+    """One table cell: its display ``text``, an ``interval`` (``"[lo, hi]"``) shown smaller after it, and whether it
+    is numeric (right-aligned) and the column's best value (bold).
+    """
+
     text: str
     interval: str = ""  # "[lo, hi]" shown after the value, smaller
     num: bool = False
@@ -130,11 +134,16 @@ class Cell:
 
     @property
     def classes(self) -> str:
+        """The cell's CSS classes: ``num`` and/or ``best``, space-separated (empty when neither)."""
         return " ".join(c for c, on in (("num", self.num), ("best", self.best)) if on)
 
 
 @dataclass
 class TableBlock:
+    """A table as ``format_table`` formats it: column names, a numeric flag per column, rows of ``Cell``s, the
+    caption, a CSS class per row (``hl`` for highlighted rows) and ``shown_note`` when ``max_rows`` cut rows off.
+    """
+
     columns: list[str]
     numeric: list[bool]
     rows: list[list[Cell]]
@@ -253,17 +262,22 @@ def format_table(
 
 @dataclass
 class TextBlock:
+    """A paragraph, sub-heading or note (``level`` ``info`` or ``warning``) of a section."""
+
     text: str | Markup
     kind: str = "paragraph"  # paragraph | heading | note
     level: str = "info"  # of a note: info | warning
 
     @property
     def html(self) -> Markup:
+        """The text as HTML: ``markdownish`` for paragraphs and notes, inline marks only for a heading."""
         return markdownish(self.text) if self.kind != "heading" else Markup(_inline(self.text))
 
 
 @dataclass
 class Asset:
+    """A file written beside ``index.html``: its name, bytes and size (width, height) in px."""
+
     filename: str
     data: bytes = field(repr=False)
     width: int
@@ -272,6 +286,8 @@ class Asset:
 
 @dataclass
 class FigureBlock:
+    """A figure: its image file, caption, alt text and displayed width in CSS pixels."""
+
     asset: Asset
     caption: str | None
     alt: str
@@ -281,6 +297,10 @@ class FigureBlock:
 
 @dataclass
 class ImagesBlock:
+    """A grid of thumbnails: (image file, caption or None) pairs, the grid's caption and the displayed width of each
+    thumbnail in CSS pixels.
+    """
+
     items: list[tuple[Asset, str | None]]
     caption: str | None
     size: int
@@ -501,6 +521,7 @@ class Section:
 
     # -- output helpers
     def assets(self) -> list[Asset]:
+        """The files of the section's figures and image grids, in the order of the blocks."""
         out = []
         for b in self.blocks:
             if isinstance(b, FigureBlock):

@@ -47,6 +47,10 @@ SAFE_METHODS = {"GET", "HEAD"}
 
 
 class DecisionIn(BaseModel):
+    """The body of ``POST /api/tasks/{name}/decisions``: one decision on ``target``, with optional reason, crop box
+    (x0, y0, x1, y1 in the original image's px), note, reviewer and idempotency ``key``.
+    """
+
     target: str
     decision: str
     reason: str | None = None
@@ -57,6 +61,10 @@ class DecisionIn(BaseModel):
 
 
 class UndoIn(BaseModel):
+    """The body of ``POST /api/tasks/{name}/undo``: the event to undo (default: the reviewer's latest decision in
+    force), the reviewer and an idempotency ``key``.
+    """
+
     reviewer: str | None = None
     event_id: int | None = None
     key: str | None = None
@@ -128,6 +136,7 @@ class Committer:
                 f.set_result(e)
 
     def close(self):
+        """Stop the writer thread after the decisions already queued (waits at most 10 s)."""
         self._q.put(None)
         self._thread.join(timeout=10)
 
@@ -149,6 +158,7 @@ def check_crop_inside(box: tuple[int, int, int, int], size: tuple[int, int] | No
 
 
 def cookie_name(token: str) -> str:
+    """The access cookie's name for ``token``: ``shiftlab_token_`` + the first 12 hex digits of its sha256."""
     import hashlib
 
     return f"{COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:12]}"

@@ -99,6 +99,9 @@ class ImageServer:
         return hit
 
     def path(self, dataset: str, image_id: str) -> Path | None:
+        """The file of image ``image_id`` of the registered ``dataset``, resolved; None when the dataset, the id or the
+        file is missing, the manifest has no images, or the path leads outside the dataset's root.
+        """
         idx = self._index(dataset)
         if idx is None:
             return None

@@ -73,12 +73,14 @@ class Event:
     key: str | None = None
 
     def to_json(self) -> dict:
+        """The fields as a JSON-ready dict (``crop`` as a list, or None)."""
         d = asdict(self)
         d["crop"] = list(self.crop) if self.crop else None
         return d
 
 
 def utc_now() -> str:
+    """The current UTC time as ISO 8601 text with microseconds and a ``Z`` suffix."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -131,6 +133,7 @@ class ReviewLog:
         return con
 
     def close(self) -> None:
+        """Close the SQLite connections of every thread that used the log."""
         with self._lock:
             for con in self._all:
                 try:
@@ -250,6 +253,7 @@ class ReviewLog:
 
     # --- reading ------------------------------------------------------------------------------------
     def event(self, event_id: int) -> Event:
+        """The event with id ``event_id``; ``InputError`` when there is none."""
         r = self._con().execute(f"SELECT {_COLS} FROM events WHERE id=?", (int(event_id),)).fetchone()
         if r is None:
             raise InputError(f"no event {event_id} in {self.path}")
@@ -264,11 +268,13 @@ class ReviewLog:
         return [_row_event(r) for r in self._con().execute(sql + " ORDER BY id", args)]
 
     def count(self, task: str | None = None) -> int:
+        """The number of events (of one task, or of all when ``task`` is None)."""
         if task is None:
             return self._con().execute("SELECT COUNT(*) FROM events").fetchone()[0]
         return self._con().execute("SELECT COUNT(*) FROM events WHERE task=?", (task,)).fetchone()[0]
 
     def tasks(self) -> list[str]:
+        """The names of the tasks that have events, sorted."""
         return [r[0] for r in self._con().execute("SELECT DISTINCT task FROM events ORDER BY task")]
 
     def state(self, task: str) -> dict[str, Event]:
@@ -277,16 +283,21 @@ class ReviewLog:
 
     # --- export -------------------------------------------------------------------------------------
     def to_frame(self, task: str | None = None) -> pd.DataFrame:
+        """The events (of one task) as a DataFrame, oldest first: ``EVENT_COLUMNS``, ``crop`` as a list or None,
+        ``supersedes`` as nullable ``Int64``.
+        """
         rows = [e.to_json() for e in self.events(task)]
         df = pd.DataFrame(rows, columns=EVENT_COLUMNS)
         return df.astype({"id": "int64"}).assign(supersedes=df["supersedes"].astype("Int64"))
 
     def export_jsonl(self, path: str | os.PathLike, task: str | None = None) -> Path:
+        """Write the events (of one task) to ``path`` as JSON lines, oldest first, atomically; returns the path."""
         text = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in self.events(task))
         atomic_write_bytes(Path(path), text.encode())
         return Path(path)
 
     def export_parquet(self, path: str | os.PathLike, task: str | None = None) -> Path:
+        """Write ``to_frame(task)`` to ``path`` as Parquet, atomically; returns the path."""
         import io
 
 
@@ -310,6 +321,9 @@ def fold(events: Iterable[Event]) -> dict[str, Event]:
 
 
 def open_log(path_or_log) -> ReviewLog:
+    """A ReviewLog as given, or the one at a path; ``InputError`` when the file does not exist (it is never created
+    here).
+    """
     if isinstance(path_or_log, ReviewLog):
         return path_or_log
     p = Path(path_or_log)

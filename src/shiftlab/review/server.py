@@ -21,6 +21,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0 = any free port; IPv6 when ``host`` has a ``:``), inheritable,
+    with address reuse and TCP_NODELAY. ``InputError`` for a port outside 0–65535 or one that cannot be bound.
+    """
     if not 0 <= port <= 65535:
         raise InputError(f"--port {port}: use 1–65535, or 0 for any free one")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -53,6 +53,7 @@ def _ws(workspace) -> Workspace:
 
 
 def review_dir(workspace=None) -> Path:
+    """``<workspace>/review``, made (with its ``tasks/`` folder) if missing."""
     d = _ws(workspace).root / "review"
     (d / "tasks").mkdir(parents=True, exist_ok=True)
     return d
@@ -68,15 +69,20 @@ def _is_task(t) -> bool:
 
 
 def log_path(workspace=None) -> Path:
+    """The workspace's ReviewLog file, ``<workspace>/review/log.sqlite``."""
     return review_dir(workspace) / "log.sqlite"
 
 
 def open_workspace_log(workspace=None):
+    """The workspace's ReviewLog (the file is created on first use)."""
     return ReviewLog(log_path(workspace))
 
 
 # --- the task files ------------------------------------------------------------------------------------
 def write_task(task: dict, workspace=None) -> Path:
+    """Write a task dict as ``review/tasks/<name>.json`` (atomically); returns the path. ``InputError`` for an
+    invalid name or a kind not in ``KINDS``.
+    """
     check_name(task["name"])
     if task.get("kind") not in KINDS:
         raise InputError(f"task kind {task.get('kind')!r}: one of {', '.join(KINDS)}")
@@ -86,6 +92,7 @@ def write_task(task: dict, workspace=None) -> Path:
 
 
 def list_tasks(workspace=None) -> list[dict]:
+    """The workspace's task dicts, in file-name order; unreadable or malformed files are skipped."""
     out = []
     for p in sorted((review_dir(workspace) / "tasks").glob("*.json")):
         try:
@@ -98,6 +105,7 @@ def list_tasks(workspace=None) -> list[dict]:
 
 
 def load_task(name: str, workspace=None) -> dict:
+    """The task dict named ``name``; ``InputError`` when there is none or its file is not a task."""
     try:
         p = task_path(name, review_dir(workspace) / "tasks")
         text = p.read_text()
@@ -151,6 +159,10 @@ def _num(v):
 
 
 def classes_items(task: dict, workspace=None) -> dict:
+    """What the page of a ``classes`` task shows: its dataset, reference and reasons; ``classes`` (index, names,
+    gloss, wnid, up to 8 reference ids, number of images) for each class with images; and ``images`` (id,
+    label, selection frequency, n_annotations, date, where the manifest has them).
+    """
     m = image_dataset(task["dataset"], workspace)
     t = m.table
     voc = m.vocabulary
@@ -307,6 +319,7 @@ def check_submission(task: dict, target: str, note: str | None) -> None:
 
 # --- generic image decisions ----------------------------------------------------------------------------
 def builtin_config(name: str) -> dict:
+    """The built-in ``images`` review configuration ``name`` (``watermarks``) as a dict; ``InputError`` if unknown."""
     try:
         text = resources.files("shiftlab.review").joinpath("configs", f"{name}.json").read_text()
     except (FileNotFoundError, OSError):

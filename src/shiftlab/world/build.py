@@ -66,6 +66,7 @@ class WorldConfig:
         "single": 160, "two-digit": 50, "blend": 40, "problematic": 20, "hard": 30})
 
     def to_json(self) -> dict:
+        """The fields as a JSON-ready dict (as recorded in ``world.json``)."""
         return asdict(self)
 
 
@@ -97,6 +98,9 @@ class _Writer:
         self.truth: dict[str, list[dict]] = {s: [] for s in SPLITS}
 
     def add(self, split: str, id_: str, img: np.ndarray, label: int, truth: dict, **attrs) -> None:
+        """Write ``img`` as ``images/<split>/<id_>.png`` and record its manifest row (id, path, sha256, label,
+        ``attrs``) and its ground-truth row (``truth``).
+        """
         rel = f"{split}/{id_}.png"
         path = self.root / "images" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,15 +398,21 @@ def _write_hierarchy(folder: Path) -> None:
 # --- public API --------------------------------------------------------------------------------------------
 @dataclass
 class World:
+    """A built digits world: its folder (``<workspace>/world``), the workspace it is registered in and the
+    content of ``world.json`` (``info``: version, config and counts).
+    """
+
     root: Path
     workspace: Workspace
     info: dict
 
     @property
     def seed(self) -> int:
+        """The seed the world was built with."""
         return int(self.info["config"]["seed"])
 
     def manifest(self, split: str) -> Manifest:
+        """The registered manifest ``world-<split>`` of one of ``SPLITS``; ``ShiftlabError`` for another name."""
         if split not in SPLITS:
             raise ShiftlabError(f"the world has no split {split!r}; splits: {', '.join(SPLITS)}")
         return Manifest.load(self.workspace.manifests / f"world-{split}.parquet")
@@ -415,10 +425,12 @@ class World:
 
     @property
     def hits_results(self) -> Path:
+        """The simulated crowd's batch-results CSV, ``hits/results.csv``."""
         return self.root / "hits" / "results.csv"
 
 
 def world_root(workspace=None) -> tuple[Workspace, Path]:
+    """The workspace (resolved) and the world's folder in it, ``<workspace>/world``."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     return ws, ws.root / "world"
 

@@ -26,6 +26,11 @@ def _sigmoid(x: float) -> float:
 
 def tick_probability(true_class: int, asked: int, clarity: float, diligence: float,
                      similar: Mapping[int, Sequence[int]]) -> float:
+    """The probability in [0, 1] that a worker ticks an image of ``true_class`` in a HIT asking for ``asked``.
+
+    Of the asked class: rises with ``clarity`` (in [0, 1]) and ``diligence``. Of one of the two classes most
+    similar to ``asked`` (``similar``): higher the less clear the image is. Anything else: rarely.
+    """
     if true_class == asked:
         return _sigmoid(diligence + 6.0 * (clarity - 0.42))
     if true_class in similar.get(asked, ())[:2]:

@@ -33,6 +33,10 @@ POOL_SAMPLE = 300
 
 @dataclass
 class DemoResult:
+    """``run_demo``'s result: the report, the path of its ``index.html``, the zoo's test vs pool-sample accuracies
+    (``accuracy_on_test_and_pool``) and the world's own ImageNetV2 test sets.
+    """
+
     report: Report
     path: Path  # index.html
     accuracy: pd.DataFrame  # one row per zoo model: test vs pool-sample accuracy
@@ -49,6 +53,12 @@ def pool_sample(world: World, n: int = POOL_SAMPLE) -> np.ndarray:
 
 
 def accuracy_on_test_and_pool(world: World, models: list[str], *, progress: bool = True) -> pd.DataFrame:
+    """Top-1 of each model on the world's test set and on the pool sample (``pool_sample``): one row per model.
+
+    Columns ``model, family, training``, ``top1_id`` and ``top1_ood`` with their ``_low`` / ``_high`` 95%
+    intervals, and ``drop`` = top1_id − top1_ood (all fractions). Predicts on the whole pool, which later
+    studies reuse.
+    """
     ws = world.workspace
     test, pool = world.manifest("test"), world.manifest("pool")
     on_test = predict(test, models, workspace=ws, progress=progress)
@@ -69,6 +79,9 @@ def accuracy_on_test_and_pool(world: World, models: list[str], *, progress: bool
 
 
 def section_shift(world: World, acc: pd.DataFrame) -> Section:
+    """The report section on the collection shift: the accuracy table of ``acc`` (``accuracy_on_test_and_pool``),
+    its logit-scaled scatter plot, and 16 test and 16 pool-sample images.
+    """
     n_sample = len(pool_sample(world))
     sec = Section("Does accuracy hold on freshly collected data?",
                   f"Every zoo model on the world's **test** set (the original collection process, "
@@ -188,6 +201,7 @@ def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) ->
 
 
 def intro(world: World) -> str:
+    """The demo report's intro: what the world holds, with its counts and planted facts (little markdown)."""
     t = world.truth()
     c = world.info["counts"]
     return (

@@ -14,10 +14,12 @@ SIMILAR = {0: (6, 8, 9), 1: (7, 4), 2: (3, 5), 3: (5, 8, 2), 4: (9, 1, 7), 5: (3
 
 
 def class_id(k: int) -> str:
+    """The hierarchy node of digit ``k``: ``"d<k>"``."""
     return f"d{k}"
 
 
 def edges() -> list[tuple[str, str]]:
+    """The hierarchy's ``(parent, child)`` edges: root ``digit`` → the shape groups ``g_<group>`` → the digits."""
     out = [("digit", f"g_{g}") for g in GROUPS]
     for g, members in GROUPS.items():
         out += [(f"g_{g}", class_id(k)) for k in members]
@@ -25,6 +27,7 @@ def edges() -> list[tuple[str, str]]:
 
 
 def node_names() -> dict[str, str]:
+    """Node → readable name: ``digit``, ``<group> digits`` for the groups and the digit names (``zero`` …)."""
     names = {"digit": "digit"}
     names.update({f"g_{g}": f"{g} digits" for g in GROUPS})
     names.update({class_id(k): DIGIT_NAMES[k] for k in range(10)})
@@ -32,6 +35,7 @@ def node_names() -> dict[str, str]:
 
 
 def superclass(k: int) -> str:
+    """The shape group of digit ``k`` (a key of ``GROUPS``: ``loops``, ``strokes`` or ``curves``)."""
     return next(g for g, members in GROUPS.items() if k in members)
 
 

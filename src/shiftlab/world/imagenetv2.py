@@ -35,6 +35,11 @@ FEATURE_MODEL = "world:cnn-medium-s0"
 
 @dataclass
 class WorldTestSets:
+    """``build_world_testsets``'s result: the voted pool, the candidates table, the near-duplicate search, the
+    planted-pair recall per metric (``planted_recall``), the S1.4 resolution, and per variant letter (a, b, c)
+    its revision and manifest.
+    """
+
     pool: Manifest  # with selection_frequency, n_annotations
     candidates: pd.DataFrame  # the sampler's input table
     dedup: DedupResult  # neighbours, queue and thresholds, as ``shiftlab dedup`` writes them

@@ -16,6 +16,11 @@ from shiftlab.report import Section, category_fraction_figure, confusion_figure
 
 @dataclass
 class MultilabelStudy:
+    """``multilabel_study``'s result: per-model accuracies (top-1, multi-label, ImageNet-M), the share of each
+    model's top-1 errors per suggested mistake category, the confusion pairs over all models and each model's
+    ``MistakesResult``.
+    """
+
     accuracy: pd.DataFrame  # model, top1, ml_accuracy, imagenet_m_correct, imagenet_m_size, …
     fractions: pd.DataFrame  # model, top1, errors, one column per category
     confusions: pd.DataFrame  # a, b, a_name, b_name, count, models
@@ -36,6 +41,10 @@ def multilabel_study(world, models: list[str], *, progress: bool = True) -> Mult
 
 
 def multilabel_section(world, models: list[str], *, progress: bool = True) -> tuple[Section, MultilabelStudy]:
+    """The report section "Which errors are real?" on the world's multi-label set (``multilabel_study``):
+    accuracies, mistake categories, errors the multi-labels accept and the most frequent confusions.
+    Returns the section and the study.
+    """
     study = multilabel_study(world, models, progress=progress)
     ml = world.manifest("multilabel")
     counts = world.truth()["multilabel"]

@@ -73,6 +73,12 @@ DUPLICATE_TRANSFORMS = ("reencode", "shift", "brightness", "crop-resize")
 
 
 def near_copy(img: np.ndarray, transform: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A near-duplicate of a 32×32 RGB uint8 image by one of ``DUPLICATE_TRANSFORMS``; never a byte copy.
+
+    ``reencode``: JPEG at quality 55–85; ``shift``: ±1 px in x and y; ``brightness``: × 0.84–0.93 or × 1.06–1.14;
+    ``crop-resize``: a 29–31 px crop resized back to 32 px. Returns the copy and ``{"transform": …, <its
+    parameters>}``; ``ValueError`` for another transform.
+    """
     if transform == "reencode":
         q = int(rng.integers(55, 86))
         buf = io.BytesIO()

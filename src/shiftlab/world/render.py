@@ -33,6 +33,7 @@ class Process:
     ink: tuple[tuple[float, float, float], ...] = ((0.08, 0.09, 0.20), (0.05, 0.05, 0.06))
 
     def to_json(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -56,6 +57,10 @@ HARD = Process(
 
 @dataclass
 class Rendered:
+    """One rendered digit: ``image`` (32, 32, 3) uint8, its ``ink`` coverage, the digit's ``box``, its ``clarity``
+    and the sampled ``params`` (size, rotation, stroke, offset, blur, contrast, box).
+    """
+
     image: np.ndarray  # (32, 32, 3) uint8
     ink: np.ndarray  # (32, 32) float ink coverage in [0, 1], after blur
     box: tuple[int, int, int, int]  # digit bounding box (x0, y0, x1, y1), exclusive ends
@@ -77,6 +82,7 @@ def ink_mask(digit8: np.ndarray, height: int, rotation: float, stroke: int) -> n
 
 
 def paper(rng: np.random.Generator, p: Process, size: int = SIZE) -> np.ndarray:
+    """A (size, size, 3) paper background in [0, 1]: one of the process's paper colours, jittered, plus texture."""
     base = np.asarray(p.paper[rng.integers(len(p.paper))]) + rng.uniform(-p.paper_jitter, p.paper_jitter, 3)
     tex = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 3.0)
     tex = tex / (np.abs(tex).max() + 1e-9) * p.texture
@@ -84,6 +90,9 @@ def paper(rng: np.random.Generator, p: Process, size: int = SIZE) -> np.ndarray:
 
 
 def compose(bg: np.ndarray, ink: np.ndarray, colour, contrast: float, rng, noise: float) -> np.ndarray:
+    """Ink on paper: ``bg`` (H, W, 3) in [0, 1] blended towards ``colour`` by ``ink`` (H, W) × ``contrast``, plus
+    Gaussian noise of std ``noise`` → (H, W, 3) uint8.
+    """
     a = np.clip(ink * contrast, 0, 1)[:, :, None]
     img = bg * (1 - a) + np.asarray(colour)[None, None, :] * a
     img = img + rng.normal(0, noise, img.shape)

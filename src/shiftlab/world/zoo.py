@@ -158,6 +158,7 @@ class ZooConfig:
 
     @classmethod
     def from_json(cls, d: Mapping) -> ZooConfig:
+        """The config of a ``to_json`` dict; unknown keys are ignored, missing ones take their defaults."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -255,6 +256,7 @@ def zoo_hash(config: ZooConfig, train) -> str:
 
 
 def zoo_dir(workspace=None) -> Path:
+    """The folder of the zoo's weight files, ``<workspace>/models/zoo`` (made if missing)."""
     d = _ws(workspace).models / "zoo"
     d.mkdir(parents=True, exist_ok=True)
     return d

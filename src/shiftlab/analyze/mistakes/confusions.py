@@ -137,6 +137,7 @@ class ConfusionStudy:
 
     @property
     def n_errors(self) -> int:
+        """The number of counted top-1 errors: the sum of ``count`` over all pairs (0 when there is none)."""
         return int(self.pairs["count"].sum()) if len(self.pairs) else 0
 
     def write(self, folder: str | os.PathLike, top: int = 20) -> list[Path]:

@@ -53,6 +53,10 @@ def normalize_category(name: str) -> str:
 
 
 def normalize_severity(name: str, *, fold_borderline: bool = False) -> str:
+    """The canonical spelling of a mistake severity (one of ``SEVERITIES``); an unknown one is an ``InputError``.
+
+    ``fold_borderline`` (default False) returns Borderline as Minor.
+    """
     s = _SEVERITY_ALIASES.get(_key(name))
     if s is None:
         raise InputError(f"unknown mistake severity {name!r}; one of: {', '.join(SEVERITIES)}")

@@ -49,10 +49,12 @@ class MistakesResult:
 
     @property
     def n_errors(self) -> int:
+        """The number of top-1 errors (rows of ``table``)."""
         return len(self.table)
 
     @property
     def top1(self) -> float:
+        """Top-1 accuracy as a fraction in [0, 1]: 1 − n_errors / n_scored; NaN when ``n_scored`` is 0."""
         return 1 - self.n_errors / self.n_scored if self.n_scored else float("nan")
 
     def fractions(self) -> pd.Series:

@@ -42,8 +42,10 @@ def embeddings(manifest, model: str, workspace=None, *, device: str = "auto", pr
 
 
 def flat_pixels(pixels: np.ndarray) -> np.ndarray:
+    """(N, ...) → (N, M), each row flattened; a reshape, so a memory map stays one (not read into memory)."""
     return pixels.reshape(len(pixels), -1)  # a memory map stays one: knn reads it a chunk at a time
 
 
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]``, or ``a`` itself (no copy) when ``rows`` has as many entries as ``a`` has rows."""
     return a if len(rows) == len(a) else a[rows]  # a copy only when undecodable rows must go

@@ -23,6 +23,11 @@ def _weights_error(spec: str, e: Exception) -> ShiftlabError:
 
 
 def load_torchvision(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
+    """``torchvision:<name>[@<weights>]`` → TorchClassifier with the weights' preprocessing as its Recipe.
+
+    ``weights`` defaults to the model's ``DEFAULT`` weights; the key is ``<spec>@<weights name>``. Raises
+    ``InputError`` for an unknown model or weights, ``ShiftlabError`` when the weights cannot be loaded.
+    """
     import torchvision
 
     name, _, weights = rest.partition("@")
@@ -42,6 +47,11 @@ def load_torchvision(rest: str, *, spec: str, workspace=None) -> TorchClassifier
 
 
 def load_timm(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
+    """``timm:<name>`` → TorchClassifier with pretrained weights; the Recipe comes from timm's data config.
+
+    crop = the input size in px, resize = crop / ``crop_pct`` (default 0.875). Raises ``InputError`` for an
+    unknown model, ``ShiftlabError`` when the weights cannot be loaded.
+    """
     import timm
     from timm.data import resolve_data_config
 
@@ -60,6 +70,11 @@ def load_timm(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
 
 
 def load_robustbench(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
+    """``robustbench:<name>[@<dataset>/<threat>]`` (default ``imagenet/Linf``) → TorchClassifier.
+
+    RobustBench models normalise inside, so the Recipe has mean 0 and std 1: resize 256 / crop 224 for ImageNet,
+    a 32 px crop otherwise. Raises ``ShiftlabError`` when the model cannot be loaded.
+    """
     from robustbench.utils import load_model as rb_load
 
     name, _, where = rest.partition("@")

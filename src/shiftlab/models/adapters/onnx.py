@@ -19,6 +19,10 @@ from shiftlab.models.classifier import Classifier, file_key
 
 
 class OnnxClassifier(Classifier):
+    """A Classifier that runs an ONNX graph with onnxruntime on the CPU; features are the input of its final
+    linear layer (see the module docstring). ``InputError`` when the graph has no such layer.
+    """
+
     def __init__(self, model, recipe: Recipe, name: str, key: str):
         import onnxruntime as ort
         from onnx import numpy_helper
@@ -49,6 +53,7 @@ class OnnxClassifier(Classifier):
         return logits, (torch.from_numpy(feats).flatten(1).to(self.device) if features else None)
 
     def last_layer(self):
+        """(weight (K, D), bias (K,)) float32 of the final layer, read from the graph's constants."""
         return self._weight.to(self.device), self._bias.to(self.device)
 
 
@@ -76,6 +81,11 @@ def _classifier_layer(producers, inits, out_name):
 
 
 def load(rest: str, *, spec: str, workspace=None) -> OnnxClassifier:
+    """``onnx:<path>`` → OnnxClassifier named after the file's stem, keyed by the file's hash.
+
+    The recipe is the model metadata's ``shiftlab_recipe`` (JSON), else the default ``Recipe()``. Raises
+    ``InputError`` when the file is missing or not an ONNX model, or its graph has no final linear layer.
+    """
     import onnx
 
     path = Path(rest).expanduser()

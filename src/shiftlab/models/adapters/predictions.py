@@ -37,6 +37,13 @@ class AlignedPredictions:
 
 @dataclass
 class PrecomputedPredictions:
+    """Predictions read from a file by a ``predictions:`` spec, not yet aligned with a manifest.
+
+    ``name``: the array's name or the file's stem. ``kind``: ``logits``, ``probabilities`` or ``topk``.
+    ``values``: (N, K) float scores or (N, k) int64 class indices (column 0 = top-1). ``ids``: (N,) image ids, or
+    None when the rows are in the manifest's order.
+    """
+
     name: str
     spec: str
     kind: str
@@ -45,9 +52,13 @@ class PrecomputedPredictions:
 
     @property
     def key(self) -> str:
+        """The spec string: what identifies these predictions."""
         return self.spec
 
     def align(self, manifest) -> AlignedPredictions:
+        """The values in ``manifest``'s row order: by id when the file has ids (extensions ignored if needed), else by
+        position. Raises ``PredictionMismatchError`` when classes, row counts or ids do not match the manifest.
+        """
         n_classes = len(manifest.vocabulary)
         where = f"{self.spec} vs {manifest.name}"
         if self.kind == "topk":
@@ -100,6 +111,9 @@ def _match_ids(file_ids: np.ndarray, manifest_ids: np.ndarray, where: str) -> np
 
 
 def infer_kind(values: np.ndarray) -> str:
+    """The kind of an (N, K) array by content: integers → ``topk``; floats in [0, 1] whose rows sum to 1 (± 1e-3)
+    → ``probabilities``; other floats → ``logits``. ``InputError`` for non-numbers, NaN or infinite values.
+    """
     if np.issubdtype(values.dtype, np.integer):
         return "topk"
     if not np.issubdtype(values.dtype, np.floating):
@@ -162,6 +176,11 @@ def _read(path: Path, array: str | None, spec: str) -> tuple[np.ndarray, np.ndar
 
 
 def load(rest: str, *, spec: str, workspace=None) -> PrecomputedPredictions:
+    """``predictions:<path>[#array]`` → PrecomputedPredictions (formats: see the module docstring).
+
+    A 1-d array becomes one column. Raises ``InputError`` when the file is missing or unreadable, the array is
+    not 2-d or empty, or the ids do not match the rows in number.
+    """
     file, _, array = rest.partition("#")
     path = Path(file).expanduser()
     if not path.is_file():

@@ -52,6 +52,12 @@ def _kwargs(query: str) -> dict:
 
 
 def load(rest: str, *, spec: str, workspace=None) -> Classifier:
+    """``python:<module>:<factory>[?k=v&…]`` → the Classifier the factory builds (see the module docstring).
+
+    A bare module gets the default ``Recipe()``, the factory's name (with the query) as its name and a hash of
+    its weights as its key. Raises ``InputError`` for a malformed spec, an import that fails, a missing factory,
+    a factory that raises, or a result that is neither an ``nn.Module`` nor a Classifier.
+    """
     rest, _, query = rest.partition("?")
     module_name, sep, factory_name = rest.rpartition(":")
     if not sep or not module_name or not factory_name:

@@ -20,6 +20,10 @@ RECIPE_FILE = "shiftlab_recipe.json"
 
 
 class TorchScriptClassifier(Classifier):
+    """A Classifier over a TorchScript module; penultimate features as the module docstring says (``InputError``
+    when they are asked for and the module offers none).
+    """
+
     def __init__(self, module, recipe: Recipe, name: str, key: str):
         super().__init__(name, recipe, key)
         self.module = module.eval()
@@ -31,6 +35,7 @@ class TorchScriptClassifier(Classifier):
                             and getattr(children[-1], "original_name", "") == "Linear")
 
     def to(self, device, channels_last: bool = False):
+        """Move the module to ``device``; returns ``self`` (``channels_last`` is ignored)."""
         super().to(device)
         self.module.to(self.device)
         return self
@@ -56,6 +61,9 @@ class TorchScriptClassifier(Classifier):
         return f @ w.T + b
 
     def last_layer(self):
+        """(weight (K, D), bias (K,)) of the last ``Linear`` sub-module, detached (a zero bias when it has none);
+        ``InputError`` when there is no Linear.
+        """
         if self._layer is None:
             raise InputError(f"{self.name}: no Linear sub-module found in this TorchScript model")
         w = self._layer.weight.detach()
@@ -79,6 +87,10 @@ def _last_linear(module):
 
 
 def load(rest: str, *, spec: str, workspace=None) -> TorchScriptClassifier:
+    """``torchscript:<path>`` → TorchScriptClassifier, loaded on the CPU, named after the file's stem and keyed by
+    its hash. The recipe is the archive's ``shiftlab_recipe.json``, else the default ``Recipe()``. Raises
+    ``InputError`` when the file is missing or not a TorchScript archive.
+    """
     path = Path(rest).expanduser()
     if not path.is_file():
         raise InputError(f"{spec}: no such file")

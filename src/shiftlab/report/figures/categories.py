@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from shiftlab.errors import InputError
+from shiftlab.metrics.robustness import fit_line
 from shiftlab.report.figures.style import MARKERS, PALETTE, STYLE, new_figure
 
 
@@ -25,9 +26,9 @@ def category_fraction_figure(fractions: pd.DataFrame, *, title: str | None = Non
             col = PALETTE[j % len(PALETTE)]
             ax.plot(100 * x, 100 * yv, MARKERS[j % len(MARKERS)], color=col, label=c, ms=6, alpha=0.9)
             if len(x) >= 3 and np.ptp(x) > 0:
-                slope, icpt = np.polyfit(x, yv, 1)
+                line = fit_line(x, yv, "linear")  # least squares, the same fit as the robustness lines
                 xs = np.linspace(x.min(), x.max(), 2)
-                ax.plot(100 * xs, 100 * (slope * xs + icpt), "-", color=col, lw=1, alpha=0.6)
+                ax.plot(100 * xs, 100 * line.predict(xs), "-", color=col, lw=1, alpha=0.6)
         ax.set_xlabel("top-1 accuracy (%)")
         ax.set_ylabel("share of the model's top-1 errors (%)")
         ax.set_ylim(0, 100)

@@ -63,6 +63,7 @@ def scale_fns(scale: str) -> tuple[Callable, Callable]:
 
 
 def percent_label(a: float) -> str:
+    """An accuracy (a fraction) as percent text: 0.125 → ``"12.5%"`` (6 significant digits at most)."""
     return f"{round(100 * a, 6):g}%"
 
 
@@ -148,12 +149,14 @@ def plain_label(s) -> str:
 
 
 def new_figure(figsize) -> Figure:
+    """A matplotlib Figure without pyplot: constrained layout, an Agg canvas, ``figsize`` (width, height) in inches."""
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def require_columns(df: pd.DataFrame, cols: Sequence[str]) -> None:
+    """Raise ``InputError`` naming the columns of ``cols`` that ``df`` lacks (None entries are skipped)."""
     missing = [c for c in cols if c is not None and c not in df.columns]
     if missing:
         raise InputError(f"column(s) {', '.join(map(repr, missing))} not in the table; it has "
