@@ -97,7 +97,7 @@ def test_document_contents():
     assert d["target_size"] == 30 and d["is_valid"] is True and d["seed"] == 1
     assert d["time_string"] == FIXED["time_string"] and d["username"] == "tester"
     assert d["wnid_thresholds"] == {"n01443537": 0.65}
-    assert d["starting_from"] is None and d["output_filename"] == "toy-a-1.json"
+    assert "starting_from" not in d and d["output_filename"] == "toy-a-1.json"  # a first revision, as ImageNetV2
     wnids = imagenet_1k().wnids
     assert Counter(w for _, w in d["image_filenames"]) == {wnids[0]: 10, wnids[1]: 10, wnids[2]: 10}
     b = build("b", allow_upward_sampling=True).doc

@@ -102,6 +102,8 @@ def dedup(
                                                      "unlike ImageNet's photos or sizes other than 256 px."),
     reviews: Path | None = typer.Option(None, help="Review decisions CSV query,reference,is_duplicate,reviewer: "
                                                    "adds review thresholds and the S1.4 resolution."),
+    window: str = typer.Option("split", help="How the first --review-k neighbours are counted: per reference set "
+                                             "(split) or over all sets together as ImageNetV2 did (pooled)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N] (SSIM and embeddings)."),
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/dedup/<query>]"),
 ):
@@ -116,8 +118,8 @@ def dedup(
     q = read_dataset(query, workspace=ws())
     refs = {name: read_dataset(name, workspace=ws()) for name in split_names(reference)}
     r = dedup_pool(q, refs, split_names(metrics), k, review_k=review_k, thresholds=thresholds or None,
-                   quantile=quantile, reviews=review_table, feature_model=model, size=size, workspace=ws(),
-                   device=device)
+                   quantile=quantile, reviews=review_table, window=window, feature_model=model, size=size,
+                   workspace=ws(), device=device)
     written = r.write(out_dir or ws().root / "dedup" / q.name)
     t = table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
               ["metric", "threshold", "queue rows", "candidates queued"],

@@ -61,13 +61,16 @@ class DedupResult:
 
 
 def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[str, Manifest],
-                    reviews: pd.DataFrame) -> tuple[list[tuple[str, str]], pd.DataFrame, pd.DataFrame]:
+                    reviews: pd.DataFrame, *, review_k: int = 30,
+                    window: str = "split") -> tuple[list[tuple[str, str]], pd.DataFrame, pd.DataFrame]:
     """Fold review decisions (``query, reference, is_duplicate[, reviewer]``, as ``read_review_csv`` gives)
     into (duplicate links, review thresholds, resolution). Every reviewed pair counts as reviewed, whatever
     the decision; the original-dataset images are those of every reference set other than ``query``
-    itself (by manifest name); candidates carry their selection frequency (NaN without) and source id."""
+    itself (by manifest name); candidates carry their selection frequency (NaN without) and source id.
+    ``review_k`` / ``window``: the neighbours a reviewer looked at (``review_thresholds``)."""
     links = dd.duplicate_links(reviews)
-    thresholds = dd.review_thresholds(table, list(zip(reviews["query"], reviews["reference"])))
+    thresholds = dd.review_thresholds(table, list(zip(reviews["query"], reviews["reference"])), review_k=review_k,
+                                      window=window)
     t = query.table
     cands = pd.DataFrame({"id": t["id"], "class": t["label"],
                           "frequency": t.get("selection_frequency", pd.Series(float("nan"), t.index)),
@@ -78,15 +81,19 @@ def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[st
 
 def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Iterable[str] = ("l2", "dssim", "phash"),
                k: int = 100, *, review_k: int = 30, thresholds: Mapping[str, float] | None = None,
-               quantile: float | None = None, reviews: pd.DataFrame | None = None, progress: bool = True,
-               **search) -> DedupResult:
+               quantile: float | None = None, reviews: pd.DataFrame | None = None, window: str = "split",
+               progress: bool = True, **search) -> DedupResult:
     """Near-duplicates of the candidate pool ``query`` among ``references`` (S1.3), and with ``reviews``
     their resolution (S1.4; ``resolve_reviews``).
 
     metrics, k, review_k and ``search`` (feature_model, size, align_size, workspace, device, …) go to
     ``find_near_duplicates``. The review queue's thresholds are ``IMAGENETV2_THRESHOLDS``, or with
     ``quantile`` read off the data (``quantile_thresholds``), and ``thresholds`` (metric → distance) override
-    either (metric names as in ``IMAGENETV2_THRESHOLDS``). Everything is checked before the search starts."""
+    either (metric names as in ``IMAGENETV2_THRESHOLDS``). ``window``: "split" counts the first ``review_k``
+    neighbours per reference set, "pooled" over all of them as ImageNetV2 did (``in_review_window``).
+    Everything is checked before the search starts."""
+    if window not in dd.WINDOWS:
+        raise InputError(f"review window must be one of {', '.join(dd.WINDOWS)}, not {window!r}")
     if quantile is not None and not 0 < quantile < 1:
         raise InputError(f"quantile {quantile}: give a fraction between 0 and 1, e.g. 0.02")
     unknown = [m for m in (thresholds or {}) if m not in dd.IMAGENETV2_THRESHOLDS]
@@ -95,9 +102,10 @@ def dedup_pool(query: Manifest, references: Mapping[str, Manifest], metrics: Ite
     table = dd.find_near_duplicates(query, references, list(metrics), k, review_k=review_k, progress=progress,
                                     **search)
     used = dd.queue_thresholds(table, thresholds, quantile=quantile, review_k=review_k)
-    out = DedupResult(table, dd.review_queue(table, used, review_k=review_k), queue_thresholds=used)
+    out = DedupResult(table, dd.review_queue(table, used, review_k=review_k, window=window), queue_thresholds=used)
     if reviews is not None:
-        out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews)
+        out.links, out.review_thresholds, out.resolution = resolve_reviews(table, query, references, reviews,
+                                                                           review_k=review_k, window=window)
     return out
 
 

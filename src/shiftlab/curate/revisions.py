@@ -16,7 +16,8 @@ A revision is named ``<dataset>-<variant letter>-<revision>`` (``imagenetv2-b-33
   output_filename.
 
 ``image_filenames`` = ``[[id, class name], …]`` in dataset order (class name = wnid for ImageNet);
-``starting_from`` = the parent's file name (``imagenetv2-b-32.json``) or null for a first revision;
+``starting_from`` = the parent's file name (``imagenetv2-b-32.json``); a first revision has no such key (as
+ImageNetV2's ``imagenetv2-{a,b,c}-0.json``);
 ``wnid_thresholds`` = the per-class overrides of ``a`` keyed by class name ({} when none). Same inputs,
 seed, time_string and username ⇒ a byte-identical file.
 """
@@ -342,7 +343,8 @@ def make_revision(name: str, candidates: pd.DataFrame, *, seed: int, validation:
         "wnid_thresholds": {names.get(k, str(k)): v for k, v in overrides.items()},  # given order
         "output_filename": f"{name}.json",
     }
-    doc = {k: values[k] for k in KEYS[variant]}
+    # a first revision has no "starting_from" key at all, as ImageNetV2's files (imagenetv2-{a,b,c}-0.json)
+    doc = {k: values[k] for k in KEYS[variant] if not (k == "starting_from" and starting_from is None)}
     return Revision(name, doc, res)
 
 

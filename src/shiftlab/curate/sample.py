@@ -22,12 +22,11 @@ Strategies: ``a`` Threshold0.7 (``sample_threshold``), ``b`` MatchedFrequency
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 
 from shiftlab.curate.dedup.thresholds import DEFAULT_REVIEW_TARGETS, IMAGENETV2_THRESHOLDS
@@ -273,15 +272,20 @@ def build_histogram(frequencies: Iterable[float], bins: Sequence[float] = STANDA
 
 
 def round_histogram(hist: Sequence[int], total: int) -> list[int]:
-    """Scale ``hist`` to sum to ``total`` by largest remainder: floor, then +1 to the largest fractional
-    parts; equal fractional parts go to the higher bin first. Exact (rational) arithmetic."""
-    s = sum(int(h) for h in hist)
-    if s <= 0:
+    """Scale ``hist`` to sum to ``total`` by largest remainder, as ImageNetV2's ``round_histogram`` does it:
+    in float64, ``total * hist / hist.sum()``, floor, then +1 to the bins with the largest remainders
+    ``frac - floor(frac)`` in order of (remainder, bin index) descending. Float rounding, not exact fractions,
+    decides near-ties: [2, 5, 2, 2, 4] scaled to 10 gives [1, 4, 1, 1, 3] (bin 1's remainder comes out as
+    0.3333333333333335, the others' as 0.33333333333333326)."""
+    h = np.asarray([int(x) for x in hist], dtype=np.float64)
+    if h.sum() <= 0:
         raise InputError("cannot scale an empty histogram")
-    exact = [Fraction(int(h) * int(total), s) for h in hist]
-    out = [math.floor(x) for x in exact]
-    left = int(total) - sum(out)
-    order = sorted(range(len(hist)), key=lambda i: (exact[i] - out[i], i), reverse=True)
+    frac = int(total) * h / h.sum()
+    floor = np.floor(frac)
+    left = int(total) - int(np.round(floor.sum()))
+    rem = frac - floor
+    order = sorted(range(len(h)), key=lambda i: (rem[i], i), reverse=True)
+    out = [int(x) for x in floor]
     for i in order[:left]:
         out[i] += 1
     return out
@@ -321,9 +325,9 @@ def sample_threshold(candidates: pd.DataFrame, *, seed: int, per_class: int = 10
     res = SampleResult("a", [], True, per_class, _classes(c, classes))
     for k in res.classes:
         pool = ok_by_class.get(k, set())
-        kept = sorted({i for i in prev.get(k, []) if i in pool})
+        kept = [i for i in dict.fromkeys(prev.get(k, [])) if i in pool]  # the parent file's order
         if len(kept) > per_class:  # a parent can't hold more than per_class; be safe with foreign files
-            kept = sorted(rng.sample(kept, per_class))
+            kept = rng.sample(kept, per_class)
         res.carried_over[k] = kept
         rest = sorted(pool - set(kept))
         need = per_class - len(kept)
@@ -371,7 +375,8 @@ def sample_matched_frequency(candidates: pd.DataFrame, validation: pd.DataFrame,
         chosen: list[list[str]] = [[] for _ in range(nb)]
         prev_k = set(prev.get(k, []))
         prev_bins: list[list[str]] = [[] for _ in range(nb)]
-        for i in sorted(prev_k):
+        # in the parent file's order, as ImageNetV2: a too-full bin's random subset is drawn from this list
+        for i in dict.fromkeys(prev.get(k, [])):
             if (i, k) in freq:
                 prev_bins[histogram_bin(freq[(i, k)], bins)].append(i)
         for b in range(nb):

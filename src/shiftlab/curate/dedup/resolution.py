@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -72,9 +73,11 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
     Graph: duplicate links (may name original-dataset images) + links between candidates sharing a source
     id. A component is named by its smallest candidate id. One with an original image drops all its
     candidates; otherwise one candidate is kept: ``overrides[component] (or [any member id]) → keep id``;
-    else among classes whose best in-component frequency ≥ 0.7 (else ≥ 0.6, else the classes at the max)
-    the class with the fewest ≥ 0.7 candidates (ties by class name), and its highest-frequency candidate
-    (ties by the larger id). Returns id, keep, component, reason in the candidates' order.
+    else among classes whose best in-component frequency ≥ 0.7 (else ≥ 0.6) the class with the fewest ≥ 0.7
+    candidates in the whole pool (ties: the smaller class), else the one class with the highest frequency
+    (ties: the larger class), as ImageNetV2's ``reload_near_duplicate_data``; then that class's
+    highest-frequency candidate (ties by the larger id). Classes compare as numbers when they are indices.
+    Returns id, keep, component, reason in the candidates' order.
     """
     need = {"id", "class", "frequency"}
     if need - set(candidates.columns):
@@ -85,6 +88,11 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
     cls = dict(zip(ids, candidates["class"].astype(str)))
     freq = dict(zip(ids, pd.to_numeric(candidates["frequency"], errors="coerce").fillna(0.0).astype(float)))
     originals = {str(o) for o in original_ids}
+    # good (≥ GOOD) candidates per class over the whole pool, and the classes' order: numeric class indices
+    # compare as numbers (ImageNet's indices follow the sorted wnids), names as text
+    class_good = Counter(cls[i] for i in ids if freq[i] >= GOOD)
+    numeric = all(c.lstrip("-").isdigit() for c in cls.values())
+    order = {c: (int(c) if numeric else c) for c in set(cls.values())}
     parent: dict[str, str] = {}
 
     def find(x):
@@ -147,12 +155,11 @@ def resolve_duplicates(candidates: pd.DataFrame, duplicate_links: Iterable[tuple
             for x in cands:
                 by_class.setdefault(cls[x], []).append(x)
             best = {c: max(freq[x] for x in xs) for c, xs in by_class.items()}
-            good = {c: sum(freq[x] >= GOOD for x in xs) for c, xs in by_class.items()}
             eligible = [c for c in by_class if best[c] >= GOOD] or [c for c in by_class if best[c] >= FALLBACK]
-            if not eligible:
-                top = max(best.values())
-                eligible = [c for c in by_class if best[c] == top]
-            chosen = min(eligible, key=lambda c: (good[c], c))
+            if not eligible:  # ImageNetV2: the one class at the top, the larger one on a tie
+                eligible = [max(by_class, key=lambda c: (best[c], order[c]))]
+            # the class with the fewest good candidates in the whole pool (not only in this component)
+            chosen = min(eligible, key=lambda c: (class_good[c], order[c]))
             keep = max(by_class[chosen], key=lambda x: (freq[x], x))
             why = f"best of class {chosen}"
         for x in cands:

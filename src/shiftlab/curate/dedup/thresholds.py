@@ -29,10 +29,28 @@ QUEUE_COLUMNS = ["query_id", "reference_id", "reference_split", "metric", "dista
 
 
 # --- review ------------------------------------------------------------------------------------------
+#: how the first ``review_k`` neighbours are counted: per reference split (ours: each set searched shows its
+#: own first review_k) or "pooled" over all splits, ImageNetV2's one list per candidate and metric
+WINDOWS = ("split", "pooled")
+
+
+def in_review_window(table: NeighbourTable, review_k: int = 30, window: str = "split") -> np.ndarray:
+    """Bool (len(table),): the rows among each query's first ``review_k`` neighbours per metric — counted per
+    reference split (``window="split"``, the table's ``rank``) or over all splits together (``"pooled"``, by
+    ascending distance, ties by split then rank), as ImageNetV2 pooled its reference sets."""
+    if window not in WINDOWS:
+        raise InputError(f"review window must be one of {', '.join(WINDOWS)}, not {window!r}")
+    if window == "split":
+        return (table["rank"] < review_k).to_numpy()
+    order = table.sort_values(["query_id", "metric", "distance", "reference_split", "rank"], kind="stable")
+    pooled = order.groupby(["query_id", "metric"], sort=False).cumcount()
+    return (pooled.reindex(table.index) < review_k).to_numpy()
+
+
 def review_queue(table: NeighbourTable, thresholds: Mapping[str, float] | None = None, *,
-                 review_k: int = 30) -> pd.DataFrame:
-    """The pairs to show a reviewer (S1.3): neighbours among the first ``review_k`` (rank < review_k) that
-    are not the image itself, not of the same source, and within the metric's threshold (≤).
+                 review_k: int = 30, window: str = "split") -> pd.DataFrame:
+    """The pairs to show a reviewer (S1.3): neighbours among the first ``review_k`` (``in_review_window``)
+    that are not the image itself, not of the same source, and within the metric's threshold (≤).
 
     thresholds: metric → distance, over ``IMAGENETV2_THRESHOLDS`` (``queue_thresholds``). Returns
     ``QUEUE_COLUMNS`` sorted by metric, query_id, rank; a (candidate, metric) is queued when it has at least
@@ -40,7 +58,8 @@ def review_queue(table: NeighbourTable, thresholds: Mapping[str, float] | None =
     """
     t = queue_thresholds(table, thresholds, review_k=review_k)
     thr = table["metric"].map(t).astype(float).fillna(-np.inf)
-    q = table[(table["rank"] < review_k) & ~table["is_self"] & ~table["same_source"] & (table["distance"] <= thr)]
+    q = table[in_review_window(table, review_k, window) & ~table["is_self"] & ~table["same_source"]
+              & (table["distance"] <= thr)]
     return q.sort_values(["metric", "query_id", "rank", "reference_split"])[QUEUE_COLUMNS].reset_index(drop=True)
 
 
@@ -88,20 +107,26 @@ def _pair_set(pairs) -> set[frozenset]:
 
 
 def review_thresholds(table: NeighbourTable, reviewed_pairs: Iterable[tuple[str, str]] = (),
-                      blacklisted: Iterable[str] = ()) -> pd.DataFrame:
-    """Each query's review threshold per metric (S1.3): the distance of its first neighbour that is not
-    itself, not in a reviewed pair (either order), not of the same source and not blacklisted; 1e100 when
-    none. Returns a DataFrame indexed by query_id, one column per metric."""
+                      blacklisted: Iterable[str] = (), *, review_k: int = 30, window: str = "split") -> pd.DataFrame:
+    """Each query's review threshold per metric (S1.3), as ImageNetV2's ``compute_review_thresholds``: among
+    its first ``review_k`` neighbours — the window the queue shows (``in_review_window``) — the distance of
+    the first that is not itself, not in a reviewed pair (either order), not of the same source and not
+    blacklisted; 1e100 (``NO_THRESHOLD``) when all of them are; 0.0 (not reviewed) for a metric with no
+    neighbour row at all. Returns a DataFrame indexed by query_id, one column per metric."""
     reviewed = _pair_set(reviewed_pairs)
     black = {str(b) for b in blacklisted}
-    t = table[~table["is_self"] & ~table["same_source"] & ~table["reference_id"].isin(black)]
+    looked_at = table[in_review_window(table, review_k, window)]
+    t = looked_at[~looked_at["is_self"] & ~looked_at["same_source"] & ~looked_at["reference_id"].isin(black)]
     if reviewed and len(t):
         done = np.array([frozenset((a, b)) in reviewed for a, b in zip(t["query_id"], t["reference_id"])], bool)
         t = t[~done]
     first = t.groupby(["query_id", "metric"])["distance"].min().unstack("metric")
     queries = pd.Index(sorted(table["query_id"].unique()), name="query_id")
     metrics = sorted(table["metric"].unique())
-    return first.reindex(index=queries, columns=metrics).fillna(NO_THRESHOLD)
+    has_rows = looked_at.groupby(["query_id", "metric"]).size().unstack("metric").reindex(
+        index=queries, columns=metrics).notna()
+    out = first.reindex(index=queries, columns=metrics).fillna(NO_THRESHOLD)
+    return out.where(has_rows, 0.0)
 
 
 def parse_thresholds(items: Iterable[str]) -> dict[str, float]:
