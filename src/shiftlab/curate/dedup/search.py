@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,8 @@ from shiftlab.curate.dedup.aligned import ALIGN_SIZE, aligned_knn, grey_thumbnai
 from shiftlab.curate.dedup.features import embeddings, flat_pixels, phash_bits, scaled_pixels, take_rows
 from shiftlab.curate.dedup.ssim import default_batch_size, dssim_pairs
 from shiftlab.errors import InputError
-from shiftlab.metrics.neighbors import knn
+from shiftlab.fsutil import atomic_save_npy
+from shiftlab.metrics.neighbors import hash_rows, knn
 from shiftlab.predict.engine import resolve_device
 from shiftlab.progress import bar
 from shiftlab.workspace import Workspace
@@ -115,7 +118,8 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
             else:
                 short = [r[:, :dssim_k or review_k] for _, r in pairs.values()]
             pairs["dssim"] = _dssim_neighbours(pix["__query__"], pix[ref_name], q_rows, np.concatenate(short, 1), k,
-                                               window=dssim_window, device=device, progress=progress)
+                                               window=dssim_window, device=device, progress=progress,
+                                               cache_dir=cache_dir)
         for metric, (d, r) in pairs.items():
             nq, kk = d.shape
             qi = np.repeat(q_rows, kk)
@@ -139,22 +143,38 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
     return table
 
 
-def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progress=False):
-    """Rank each query's shortlisted reference rows by DSSIM: (dist (nq, k'), ref rows (nq, k'), -1 padded)."""
+def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progress=False, cache_dir=None):
+    """Rank each query's shortlisted reference rows by DSSIM: (dist (nq, k'), ref rows (nq, k'), -1 padded).
+
+    With ``cache_dir`` the scores are stored under a hash of the pixels of the rows involved, the pairs and
+    the window, so a rerun on the same images (the demo's second run) scores nothing again."""
     dev = resolve_device(device)
     nq = len(q_rows)
     uniq = [np.unique(shortlist[j]) for j in range(nq)]
     qa = np.concatenate([np.full(len(u), q_rows[j]) for j, u in enumerate(uniq)]) if nq else np.zeros(0, int)
     ra = np.concatenate(uniq) if nq else np.zeros(0, int)
-    scores = np.empty(len(qa), np.float64)
-    batch = default_batch_size(int(np.prod(qpix.shape[1:])), dev)
-    step = max(batch * 16, 1024)  # pairs gathered from the pixel caches at a time
-    with bar(f"dssim on {len(qa)} shortlisted pairs", len(qa), disable=not progress) as b:
-        for lo in range(0, len(qa), step):
-            hi = min(len(qa), lo + step)
-            scores[lo:hi] = dssim_pairs(np.asarray(qpix[qa[lo:hi]]), np.asarray(rpix[ra[lo:hi]]),
-                                        win_size=window, device=dev, batch_size=batch)
-            b.advance(hi - lo)
+    cached = None
+    if cache_dir is not None and len(qa):
+        qu, ru = np.unique(qa), np.unique(ra)
+        key = hashlib.sha256("|".join([hash_rows(np.asarray(qpix[qu])), hash_rows(np.asarray(rpix[ru])),
+                                       hash_rows(qu), hash_rows(ru), hash_rows(qa), hash_rows(ra),
+                                       str(window)]).encode()).hexdigest()
+        cached = Path(cache_dir) / f"dssim-{key[:32]}.npy"
+    if cached is not None and cached.is_file():
+        scores = np.load(cached)
+    else:
+        scores = np.empty(len(qa), np.float64)
+        batch = default_batch_size(int(np.prod(qpix.shape[1:])), dev)
+        step = max(batch * 16, 1024)  # pairs gathered from the pixel caches at a time
+        with bar(f"dssim on {len(qa)} shortlisted pairs", len(qa), disable=not progress) as b:
+            for lo in range(0, len(qa), step):
+                hi = min(len(qa), lo + step)
+                scores[lo:hi] = dssim_pairs(np.asarray(qpix[qa[lo:hi]]), np.asarray(rpix[ra[lo:hi]]),
+                                            win_size=window, device=dev, batch_size=batch)
+                b.advance(hi - lo)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save_npy(cached, scores)
     kk = min(k, max((len(u) for u in uniq), default=0))
     dist = np.full((nq, kk), np.inf)
     rows = np.full((nq, kk), -1, np.int64)
