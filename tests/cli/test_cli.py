@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +15,15 @@ from helpers import TINY_NETS, make_folder
 from shiftlab.cli import main
 
 TINY = f"python:{TINY_NETS}:tiny"
+
+
+def _logit(a):
+    a = np.asarray(a, float) if not isinstance(a, pd.Series) else a.astype(float)
+    return np.log(a / (1 - a))
+
+
+def _expit(t):
+    return 1 / (1 + np.exp(-t))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -172,15 +182,59 @@ def test_robustness_from_the_testbed_results(capsys, reference, tmp_path):
     assert df.in_reference.sum() == 87 and (tmp_path / "rb" / "robustness.png").is_file()
     std = df[df.in_reference]
     assert abs(std.effective_robustness.mean()) < 0.01  # the reference group sits on its own line
+    # the line, fitted here by numpy in logit space over the testbed's own STANDARD rows (percent → fractions)
+    top1s = pd.read_csv(tb / "top1s.csv").merge(pd.read_csv(tb / "model_types.csv"), on="model", how="left")
+    acc = top1s.set_index("model")[["val", v2]].dropna() / 100
+    ref = top1s.set_index("model").loc[acc.index, "type"] == "STANDARD"
+    assert ref.sum() == 87 and sorted(std.model) == sorted(ref.index[ref])
+    slope, intercept = np.polyfit(_logit(acc.val[ref]), _logit(acc[v2][ref]), 1)
+    assert f"slope {slope:.3f}, intercept {intercept:.3f} over 87 models" in stdout
+    predicted = _expit(slope * _logit(acc.val) + intercept)
+    got = df.set_index("model")
+    assert sorted(got.index) == sorted(acc.index)  # every model with both accuracies, whatever its type
+    np.testing.assert_allclose(got.predicted_ood, predicted[got.index], rtol=1e-9)
+    np.testing.assert_allclose(got.effective_robustness, (acc[v2] - predicted)[got.index], rtol=0, atol=1e-9)
+    # e.g. the models trained on more data sit above the line of the standard ones (Taori et al. 2020)
+    assert got.loc["efficientnet-l2-noisystudent", "effective_robustness"] == pytest.approx(
+        acc.loc["efficientnet-l2-noisystudent", v2] - predicted["efficientnet-l2-noisystudent"], abs=1e-9)
+    assert got.loc["efficientnet-l2-noisystudent", "effective_robustness"] > 0.01
 
 
 def test_robustness_of_models_evaluated_here(capsys, tmp_path):
     assert run(capsys, "world", "build")[0] == 0
-    code, stdout, _ = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool", "--models",
-                          "world:linear,world:cnn-small,world:mlp", "--baseline", "linear", "--n-boot", "50")
-    assert code == 0 and "fit in logit space" in stdout
-    rows = {line.split("│")[1].strip(): line for line in stdout.splitlines() if line.count("│") > 5}
-    assert set(rows) >= {"linear", "cnn-small", "mlp"} and "+0.00" in rows["linear"].split("│")[-2]
+    specs = "world:linear,world:cnn-small,world:mlp"
+    code, stdout, _ = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool", "--models", specs,
+                          "--baseline", "linear", "--n-boot", "50", "--out", str(tmp_path / "rb"))
+    assert code == 0
+    got = pd.read_csv(tmp_path / "rb" / "robustness.csv").set_index("model")
+    # the accuracies, measured on their own by `shiftlab eval` on each set
+    acc = {}
+    for name in ("world-test", "world-pool"):
+        assert run(capsys, "eval", "-d", name, "-m", specs, "--out", str(tmp_path / f"{name}.csv"))[0] == 0
+        acc[name] = pd.read_csv(tmp_path / f"{name}.csv").set_index("model").top1
+    ida, ood = acc["world-test"], acc["world-pool"]
+    assert sorted(got.index) == ["cnn-small", "linear", "mlp"] and got.in_reference.all()  # no types: all fitted
+    np.testing.assert_allclose(got.id_acc, ida[got.index], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.ood_acc, ood[got.index], rtol=0, atol=1e-12)
+    # relative robustness: shifted accuracy minus the baseline's (linear)
+    relative = ood - ood["linear"]
+    assert abs(relative["cnn-small"]) > 0.01 and abs(relative["mlp"]) > 0.001  # not 0 by construction
+    np.testing.assert_allclose(got.relative_robustness, relative[got.index], rtol=0, atol=1e-12)
+    # effective robustness: against the least-squares line in logit space over the three models
+    slope, intercept = np.polyfit(_logit(ida), _logit(ood), 1)
+    predicted = _expit(slope * _logit(ida) + intercept)
+    effective = ood - predicted
+    np.testing.assert_allclose(got.predicted_ood, predicted[got.index], rtol=1e-9)
+    np.testing.assert_allclose(got.effective_robustness, effective[got.index], rtol=0, atol=1e-9)
+    assert f"fit in logit space: slope {slope:.3f}, intercept {intercept:.3f} over 3 models" in stdout
+    # the printed table shows the same numbers in points, sorted by effective robustness
+    rows = {cells[0]: cells for line in stdout.splitlines() if line.count("│") > 5
+            for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
+    assert list(rows) == list(effective.sort_values(ascending=False).index)
+    for m, c in rows.items():
+        assert c[2:5] == [f"{100 * ida[m]:.2f}", f"{100 * ood[m]:.2f}", f"{100 * predicted[m]:.2f}"], c
+        assert c[5].startswith(f"{100 * effective[m]:+.2f} ["), c
+        assert c[6] == f"{100 * relative[m]:+.2f}", c
     code, _, stderr = run(capsys, "robustness", "--id", "world-test", "--ood", "world-pool")
     assert code == 2 and "either --models" in stderr
 

@@ -31,49 +31,6 @@ from shiftlab.metrics.neighbors import knn
 from shiftlab.world.imagenetv2 import WORLD_SIZE  # 64 px: room for the 35-px SSIM window around 32-px digits
 
 
-# --- knn -----------------------------------------------------------------------------------------------
-def _brute(q, r, k):
-    d = ((q[:, None, :].astype(np.float64) - r[None].astype(np.float64)) ** 2).sum(-1)
-    order = np.lexsort((np.broadcast_to(np.arange(len(r)), d.shape), d), axis=1)[:, :k]
-    return np.take_along_axis(d, order, 1), order
-
-
-def test_knn_chunked_equals_unchunked_and_brute_force(tmp_path):
-    rng = np.random.default_rng(0)
-    r = rng.integers(0, 256, (300, 48), dtype=np.uint8)
-    r[10] = r[20] = r[5]  # exact ties: broken by the smaller reference row
-    q = np.concatenate([rng.integers(0, 256, (57, 48), dtype=np.uint8), r[[5, 100]]])
-    full = knn(q, r, 12, chunk=10_000, ref_chunk=10_000)
-    chunked = knn(q, r, 12, chunk=7, ref_chunk=33, cache_dir=tmp_path / "c")
-    bd, bi = _brute(q, r, 12)
-    for a, b in ((full, chunked), (full, (bd, bi))):
-        np.testing.assert_array_equal(a[1], b[1])
-        np.testing.assert_array_equal(a[0], b[0])
-    assert full[1][-2, :3].tolist() == [5, 10, 20] and full[0][-2, 0] == 0
-    assert np.all(np.diff(full[0], axis=1) >= 0)
-    # cached: the same chunks read back, identical
-    files = sorted((tmp_path / "c").glob("*.npz"))
-    assert len(files) == 9
-    again = knn(q, r, 12, chunk=7, ref_chunk=33, cache_dir=tmp_path / "c")
-    np.testing.assert_array_equal(again[1], chunked[1])
-    assert sorted((tmp_path / "c").glob("*.npz")) == files
-
-
-def test_knn_float_features_and_limits():
-    rng = np.random.default_rng(1)
-    r = rng.normal(size=(50, 16)).astype(np.float32)
-    q = rng.normal(size=(9, 16)).astype(np.float32)
-    a, b = knn(q, r, 5, chunk=2, ref_chunk=7), knn(q, r, 5)
-    np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_allclose(a[0], _brute(q, r, 5)[0], rtol=1e-12)
-    d, i = knn(q, r[:3], 10)
-    assert d.shape == i.shape == (9, 3)
-    with pytest.raises(InputError):
-        knn(q, r[:, :4], 3)
-    with pytest.raises(InputError):
-        knn(q, r, 3, metric="cosine")
-
-
 # --- ssim / phash ----------------------------------------------------------------------------------------
 def _skimage(a, b):
     return np.array([structural_similarity(x.transpose(1, 2, 0), y.transpose(1, 2, 0), win_size=35,
@@ -211,7 +168,10 @@ def test_review_queue_and_thresholds():
     assert IMAGENETV2_THRESHOLDS["l2"] == 1.2e8 and IMAGENETV2_THRESHOLDS["dssim"] == 0.2205
 
     th = review_thresholds(t)
-    assert th.loc["q1", "l2"] == 1.0 and th.loc["q2", "l2"] == NO_THRESHOLD
+    # over the reviewed window only (ranks < 30, as ImageNetV2): p2, not t2 at rank 40; q2 has no l2 row at
+    # all, so its l2 threshold is 0.0 (not reviewed), as ImageNetV2's
+    assert th.loc["q1", "l2"] == 9e7 and th.loc["q2", "l2"] == 0.0
+    assert review_thresholds(t, review_k=50).loc["q1", "l2"] == 1.0  # a deeper window sees t2
     th = review_thresholds(t, reviewed_pairs=[("t2", "q1"), ("q1", "p2")], blacklisted={"t1"})
     assert th.loc["q1", "l2"] == NO_THRESHOLD  # p9 is same-source, q1 itself
     assert th.loc["q2", "dssim"] == NO_THRESHOLD and th.loc["q2", "phash"] == 10
@@ -292,9 +252,9 @@ def test_resolve_class_choice_and_tie_breaks():
     # no class ≥ 0.7: fallback ≥ 0.6 (z), and x at 0.5 is not eligible
     c2 = _cands([("a", "x", 0.5, None), ("d", "z", 0.65, None)])
     assert _kept(resolve_duplicates(c2, [("a", "d")])) == {"d"}
-    # none ≥ 0.6: the classes at the max; tie between classes by name, then highest frequency
+    # none ≥ 0.6: ImageNetV2 takes the one class at the max, the larger class on a tie (w over v)
     c3 = _cands([("a", "w", 0.3, None), ("b", "v", 0.3, None), ("c", "v", 0.1, None), ("d", "u", 0.2, None)])
-    assert _kept(resolve_duplicates(c3, [("a", "b"), ("b", "c"), ("c", "d")])) == {"b"}
+    assert _kept(resolve_duplicates(c3, [("a", "b"), ("b", "c"), ("c", "d")])) == {"a"}
     # equal good counts: class name decides (m before n); within class, equal frequency: the larger id
     c4 = _cands([("p0", "n", 0.9, None), ("p1", "n", 0.9, None), ("p2", "m", 0.8, None), ("p3", "m", 0.8, None)])
     res = resolve_duplicates(c4, [("p0", "p1"), ("p1", "p2"), ("p2", "p3")])

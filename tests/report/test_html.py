@@ -134,9 +134,23 @@ def test_page_is_self_contained(tmp_path):
     assets = [v for tag, k, v in page.refs if not (tag == "a" and k == "href")]
     assert not [v for v in assets if re.match(r"^(https?:)?//", v)], "assets must not come from the network"
     imgs = [v for tag, k, v in page.refs if tag == "img"]
-    assert len(imgs) == 2 + 12 + 1  # scatter, bars, 12 thumbnails, the grid figure
+    assert imgs == ["accuracy-scatter.png", "error-categories.png", *[f"pool-examples-{i:03d}.png" for i in range(12)],
+                    "mistakes-grid.png"]  # in page order: scatter, bars, 12 thumbnails, the grid figure
     for src in imgs:
         assert "/" not in src and (index.parent / src).is_file(), src
+    # each <img> is sized from its file: figures at 100 CSS px per inch of a 150-dpi PNG, thumbnails at 96 px
+    tags = {m["src"]: m for m in (dict(re.findall(r'(\w+)="([^"]*)"', t)) for t in re.findall(r"<img [^>]+>", html))}
+    for src in imgs:
+        with Image.open(index.parent / src) as im:
+            assert im.format == "PNG", src
+            w, h = im.size
+        shown = 96 if src.startswith("pool-examples-") else round(w * 100 / 150)
+        assert (int(tags[src]["width"]), int(tags[src]["height"])) == (shown, round(h * shown / w)), src
+        if src.startswith("pool-examples-"):
+            assert (w, h) == (8, 8) and tags[src]["class"] == "pixelated"  # the 8x8 digits, kept at their pixels
+        else:
+            assert w > 300 and "class" not in tags[src]
+    assert [tags[f"pool-examples-{i:03d}.png"]["alt"] for i in range(3)] == ["label 0", "label 1", "label 2"]
     for tag, _k, v in page.refs:  # every link is an anchor on the page or a file beside it
         if tag == "a":
             assert (v.startswith("#") and v[1:] in page.ids) or (index.parent / v).is_file(), v
@@ -150,9 +164,18 @@ def test_user_text_is_escaped(tmp_path):
     sec.images([(np.zeros((4, 4), np.uint8), EVIL)], caption=EVIL)
     html = r.write(tmp_path / "r").read_text()
     assert "<script" not in html
-    assert "alert(1)" in html  # still there, as text
-    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 10
     assert "script" not in _parse(html).tags
+    e = "&lt;script&gt;alert(1)&lt;/script&gt;"  # the text, escaped once (not twice: no "&amp;lt;")
+    assert "&amp;lt;" not in html
+    # shown as text in every place it was given: each of these is the whole content of its element
+    for place in [f"<title>{e}</title>", f"<h1>{e}</h1>", f"<dt>{e}</dt><dd>{e}</dd>", f"<p>intro {e}</p>",
+                  f'<a href="#script-alert-1-script">{e}</a>', f'<span class="secnum">1</span>{e}<a class="anchor"',
+                  f"<p>para {e}</p>", f"<h3>{e}</h3>", f"<p>{e}</p>", f'<span class="label">Table 1.</span> {e}</fig',
+                  f"<th>{e}</th>", f"<td>{e}</td>", f'alt="{e}">', f'<span class="label">Figure 1.</span> {e}</fig',
+                  f'alt="{e}" class="pixelated"><figcaption>{e}</figcaption>',
+                  f'<span class="label">Figure 2.</span> {e}</fig']:
+        assert place in html, place
+    assert html.count(e) == 18  # the 16 places above (the meta pair counts twice, the figure alt once more)
 
 
 def test_markdownish_marks_and_safety():
@@ -160,8 +183,8 @@ def test_markdownish_marks_and_safety():
     assert "<strong>b</strong>" in h and "<em>c</em>" in h and "<code>&lt;d&gt;</code>" in h
     assert '<a href="https://x.org/p?a=1&amp;b=2">e</a>' in h
     assert h.count("<p>") == 1 and "<ul><li>one</li><li>two</li></ul>" in h
-    assert "href" not in str(markdownish("[x](javascript:alert(1))"))
-    assert "snake_case_name" in str(markdownish("snake_case_name"))  # underscores are not emphasis
+    assert str(markdownish("[x](javascript:alert(1))")) == "<p>[x](javascript:alert(1))</p>"  # left as text
+    assert str(markdownish("snake_case_name")) == "<p>snake_case_name</p>"  # underscores are not emphasis
     assert str(markdownish("top1 * 2 * 3")) == "<p>top1 * 2 * 3</p>"
     assert str(markdownish(Markup("<b>trusted</b>"))) == "<b>trusted</b>"
 
@@ -242,15 +265,21 @@ def test_rewrite_replaces_figures_and_keeps_other_files(tmp_path):
     assert (out / "scatter.png").read_bytes() != before
     assert not (out / "old-only.png").exists()
     assert (out / "notes.txt").read_text() == "mine"
-    assert "two" in index.read_text()
+    page = index.read_text()
+    assert "<title>two</title>" in page and "<h1>two</h1>" in page and ">one<" not in page
+    assert re.findall(r'<img src="([^"]+)"', page) == ["scatter.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "index.html", "notes.txt", "scatter.png"])
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
 def test_write_is_deterministic_with_fixed_time(tmp_path):
-    a = build_sample_report().write(tmp_path / "a").read_bytes()
-    b = build_sample_report().write(tmp_path / "b").read_bytes()
-    assert a == b
+    a = build_sample_report().write(tmp_path / "a")
+    b = build_sample_report().write(tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes() and "2024-05-01 12:00" in a.read_text()
+    files = sorted(p.name for p in a.parent.iterdir())
+    assert files == sorted(p.name for p in b.parent.iterdir()) and len(files) == 17  # 15 PNGs, page, marker
+    for name in files:
+        assert (a.parent / name).read_bytes() == (b.parent / name).read_bytes(), name
 
 
 def test_figure_inputs(tmp_path):
@@ -267,8 +296,15 @@ def test_figure_inputs(tmp_path):
     sec = r.section("A").figure(pfig, "py plot").figure(png, "copied.png", "from a file")
     assert not plt.fignum_exists(pfig.number)  # closed once rendered
     out = r.write(tmp_path / "r").parent
-    assert (out / "py-plot.png").is_file() and (out / "copied.png").read_bytes() == png.read_bytes()
-    assert sec.blocks[0].asset.width > 0
+    assert (out / "copied.png").read_bytes() == png.read_bytes()  # a file is copied byte for byte
+    with Image.open(out / "py-plot.png") as im:  # the pyplot figure: 6.4 x 4.8 in at 150 dpi, tight box
+        assert im.format == "PNG" and (im.width, im.height) == (sec.blocks[0].asset.width, sec.blocks[0].asset.height)
+        assert 600 < im.width <= 960 and 450 < im.height <= 720
+        w, h = im.size
+    html = (out / "index.html").read_text()
+    shown = round(w * 100 / 150)  # 100 CSS px per inch
+    assert f'<img src="py-plot.png" width="{shown}" height="{round(h * shown / w)}" alt="py-plot">' in html
+    assert '<img src="copied.png" width="30" height="20" alt="from a file">' in html  # a file: shown at its pixels
     with pytest.raises(InputError, match="does not exist"):
         sec.figure(tmp_path / "nope.png", "x")
     other = Section("B").figure(_fig(), "py-plot")
@@ -283,12 +319,18 @@ def test_images_thumbnails(tmp_path):
     r.section("Grid").images([big, (np.full((8, 8), 0.5), "digit"), Image.new("L", (10, 10))], name="ex", size=64)
     out = r.write(tmp_path / "r").parent
     with Image.open(out / "ex-000.png") as im:
-        assert max(im.size) == 512  # downscaled, as PNG
+        assert im.format == "PNG" and im.size == (512, 256)  # downscaled to 512 on the longer side, as PNG
+        assert np.abs(np.asarray(im.convert("RGB"), int) - [0, 0, 255]).max() <= 2  # still the blue JPEG
     with Image.open(out / "ex-001.png") as im:
-        assert im.size == (8, 8) and np.asarray(im).max() == 128
+        assert im.size == (8, 8) and (np.asarray(im) == 128).all()  # 0.5 → 128, kept at its pixels
+    with Image.open(out / "ex-002.png") as im:
+        assert im.size == (10, 10) and not np.asarray(im).any()
     html = (out / "index.html").read_text()
-    assert html.count('class="pixelated"') == 2  # small ones enlarged with visible pixels
-    assert "<figcaption>digit</figcaption>" in html
+    thumbs = re.findall(r'<figure class="thumb">(.*?)</figure>', html)
+    assert thumbs == [  # shown 64 px wide; the small ones enlarged with visible pixels; captions where given
+        '<img src="ex-000.png" width="64" height="32" alt="ex-000.png">',
+        '<img src="ex-001.png" width="64" height="64" alt="digit" class="pixelated"><figcaption>digit</figcaption>',
+        '<img src="ex-002.png" width="64" height="64" alt="ex-002.png" class="pixelated">']
 
 
 def test_render_text_has_the_same_tables():
@@ -312,7 +354,11 @@ def test_to_console_prints(capsys):
     r = Report("R", created=FIXED)
     r.section("S").table(pd.DataFrame({"a": [1]}))
     r.to_console(Console(width=80, force_terminal=False))
-    assert "R" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    lines = [ln.rstrip() for ln in out.splitlines()]
+    # the title, then the section's rule, then the table: header "a", its rule, the cell "1"
+    assert lines == ["R", "", "S " + "─" * 78, "", "  a", " ───", "  1", ""]
+    assert out == r.render_text(width=80)  # the same text as render_text
 
 
 # ------------------------------------------------------------------------------------------------ browser

@@ -11,6 +11,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
 from shiftlab.errors import InputError
+from shiftlab.metrics.scales import EPS
 from shiftlab.report.figures import CLIP, accuracy_scatter, bar_chart, percent_ticks, thumbnail_grid
 
 
@@ -36,6 +37,19 @@ def _points(ax) -> dict[str, np.ndarray]:
 
 def _line(ax, gid):
     return next(ln for ln in ax.get_lines() if ln.get_gid() == gid)
+
+
+def _inv_logit(t):
+    return 1 / (1 + np.exp(-np.asarray(t, float)))
+
+
+def _band_vertices_match(ax, bx, blo, bhi):
+    """The "fit-band" polygon runs along (bx, blo) and back along (bx, bhi), and through nothing else."""
+    (band,) = [c for c in ax.collections if c.get_gid() == "fit-band"]
+    (path,) = band.get_paths()
+    got = {(round(a, 9), round(b, 9)) for a, b in path.vertices}
+    want = {(round(a, 9), round(b, 9)) for a, b in [*zip(bx, blo), *zip(bx, bhi)]}
+    assert got == want
 
 
 def test_scatter_logit_axes_with_percent_ticks():
@@ -140,10 +154,11 @@ def test_fit_line_and_band():
     np.testing.assert_allclose(_logit(ln.get_ydata()), 0.9 * _logit(ln.get_xdata()) - 0.5, atol=1e-9)
     assert min(ln.get_xdata()) == pytest.approx(ax.get_xlim()[0]) and max(ln.get_xdata()) == pytest.approx(
         ax.get_xlim()[1])
-    assert [c for c in ax.collections if c.get_gid() == "fit-band"]
-    assert "standard models" in [t.get_text() for t in ax.get_legend().get_texts()]
+    _band_vertices_match(ax, *band)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["y = x", "standard models"]
     ax2 = accuracy_scatter(df, fit=(1.0, 0.0)).axes[0]
-    assert "fit: slope 1.000, intercept 0.000" in [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert [t.get_text() for t in ax2.get_legend().get_texts()] == ["y = x", "fit: slope 1.000, intercept 0.000"]
+    assert not [c for c in ax2.collections if c.get_gid() == "fit-band"]  # no band given, none drawn
 
 
 def test_zero_and_one_are_clipped_with_a_note():
@@ -151,10 +166,17 @@ def test_zero_and_one_are_clipped_with_a_note():
     with pytest.warns(UserWarning, match="0% or 100%"):
         fig = accuracy_scatter(df)
     ax = fig.axes[0]
+    assert CLIP == EPS  # one clip constant: a model at 0 % or 100 % is drawn where the fits put it
     pts = _points(ax)["points"]
-    np.testing.assert_allclose(pts[:, 0], [CLIP, 0.5, 1 - CLIP])
+    np.testing.assert_allclose(pts[:, 0], [CLIP, 0.5, 1 - CLIP], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pts[:, 1], [CLIP, 0.4, 1 - CLIP], rtol=0, atol=1e-12)
     assert np.isfinite(_logit(pts)).all()
-    assert any("0% or 100%" in t.get_text() for t in ax.texts)
+    # both axes reach the clipped points, and stay inside (0, 1)
+    for lo, hi in (ax.get_xlim(), ax.get_ylim()):
+        assert 0 < lo < CLIP and 1 - CLIP < hi < 1
+    edge = f"{round(100 * CLIP, 6):g}% / {round(100 * (1 - CLIP), 6):g}%"
+    assert [t.get_text() for t in ax.texts if "0% or 100%" in t.get_text()] == [
+        f"2 point(s) with an accuracy of 0% or 100% drawn at {edge} (logit axes have no 0% or 100%)"]
     fig.savefig(__import__("io").BytesIO(), format="png")  # draws without errors
 
 
@@ -239,16 +261,53 @@ def test_thumbnail_grid():
         thumbnail_grid(imgs, ["x"])
 
 
-def test_sample_scatter_png(tmp_path):
-    """Writes the sample scatter beside the browser screenshot, for a person to look at."""
+def test_sample_scatter_draws_every_part():
+    """The full sample scatter (groups, error bars, fit and band), checked on the Figure; the PNG is written
+    beside the browser screenshot for a person to look at."""
     from pathlib import Path
+
+    from PIL import Image
 
     df = _df(24, seed=3)
     df.loc[[2, 5], "family"] = "more data"
+    bx = np.linspace(0.5, 0.95, 20)
+    band = (bx, _inv_logit(0.9 * _logit(bx) - 0.6), _inv_logit(0.9 * _logit(bx) - 0.4))
     fig = accuracy_scatter(df, group="family", x_err=("id_low", "id_high"), y_err=("ood_low", "ood_high"),
-                           fit=(0.9, -0.5), title="original → new test set",
+                           fit=(0.9, -0.5), band=band, title="original → new test set",
                            xlabel="top-1, original test set", ylabel="top-1, new test set")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    # logit axes, ticked at round percentages inside the range, labelled in percent
+    assert (ax.get_xscale(), ax.get_yscale()) == ("logit", "logit")
+    for axis, want in ((ax.xaxis, [60, 70, 80, 90]), (ax.yaxis, [40, 50, 60, 70, 80])):
+        np.testing.assert_allclose(axis.get_ticklocs(), np.array(want) / 100)
+        assert [t.get_text() for t in axis.get_ticklabels()] == [f"{p}%" for p in want]
+    (xlo, xhi), (ylo, yhi) = ax.get_xlim(), ax.get_ylim()
+    assert xlo < df.id_low.min() and df.id_high.max() < xhi  # the error bars fit in
+    assert ylo < df.ood_low.min() and df.ood_high.max() < yhi
+    assert (ax.get_title(loc="left"), ax.get_xlabel(), ax.get_ylabel()) == (
+        "original → new test set", "top-1, original test set", "top-1, new test set")
+    # one point per model at its accuracies, one marker set per family
+    pts = _points(ax)
+    assert sorted(pts) == ["points:more data", "points:robust", "points:standard"]
+    for g, sub in df.groupby("family"):
+        np.testing.assert_allclose(pts[f"points:{g}"], sub[["top1_id", "top1_ood"]].to_numpy())
+    segs = [np.asarray(s) for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    assert len(segs) == 2 * 24
+    horiz = sorted((s[0, 0], s[1, 0]) for s in segs if np.isclose(s[0, 1], s[1, 1]))
+    vert = sorted((s[0, 1], s[1, 1]) for s in segs if np.isclose(s[0, 0], s[1, 0]))
+    np.testing.assert_allclose(horiz, sorted(zip(df.id_low, df.id_high)))
+    np.testing.assert_allclose(vert, sorted(zip(df.ood_low, df.ood_high)))
+    # the fit: y = t⁻¹(0.9 · t(x) − 0.5) across the x axis, and its band between the given curves
+    ln = _line(ax, "fit")
+    np.testing.assert_allclose(ln.get_ydata(), _inv_logit(0.9 * _logit(ln.get_xdata()) - 0.5), rtol=1e-9)
+    np.testing.assert_allclose([ln.get_xdata()[0], ln.get_xdata()[-1]], [xlo, xhi])
+    _band_vertices_match(ax, *band)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "y = x", "fit: slope 0.900, intercept -0.500", "standard", "robust", "more data"]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(df.model)  # every model named, no clipping note
     art = Path(__file__).resolve().parents[2] / "test-artifacts"
     art.mkdir(exist_ok=True)
     fig.savefig(art / "accuracy-scatter.png", dpi=150, bbox_inches="tight")
-    assert (art / "accuracy-scatter.png").stat().st_size > 10_000
+    with Image.open(art / "accuracy-scatter.png") as im:
+        assert im.format == "PNG" and im.width > 7 * 150 * 0.8  # a 7-inch figure at 150 dpi, tight box
