@@ -212,6 +212,6 @@ class Manifest:
         Undecodable images yield a zero tensor and label -1 (use it as ``ignore_index``); their reasons
         are collected in ``dataset.bad`` (per process).
         """
-        from shiftlab.data.torchdata import ManifestDataset
+        from shiftlab.data.torchdata import ManifestDataset  # torch only when asked for: manifests load without it
 
         return ManifestDataset(self, recipe, normalize=normalize)
