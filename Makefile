@@ -11,8 +11,10 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# the local CPU wheel on these machines; a range in pyproject keeps users' CUDA builds
-	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet "torch>=2.1,<3"
+	# a torch + torchvision pair that imports together here (the CPU-only 2.13.0 wheel cannot import the
+	# registry's torchvision, which torchattacks, the attacks' peer check, needs); a range in pyproject keeps
+	# users' own CUDA builds
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch>=2.1,<3"
 	$(BIN)/pip install --quiet -e ".[dev,onnx]"
 	touch $(STAMP)
 
