@@ -210,7 +210,7 @@ def test_table_shows_formatted_numbers(tmp_path):
 
 def test_table_defaults_rows_and_validation():
     df = pd.DataFrame({"n": [1234567, 2], "x": [0.123456, float("nan")], "flag": [True, False], "s": ["a", None]})
-    from shiftlab.report.html import format_table
+    from shiftlab.report.tables import format_table
 
     t = format_table(df, highlight=[False, True], max_rows=1)
     assert [c.text for c in t.rows[0]] == ["1,234,567", "0.1235", "yes", "a"]

@@ -21,8 +21,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +28,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from shiftlab import __version__
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes
+from shiftlab.report.tables import TableBlock, default_format, format_table
+from shiftlab.report.text import file_stem, inline_markup, markdownish, plain_text, slug
 
-__all__ = ["Report", "Section", "format_table", "markdownish"]
+__all__ = ["Report", "Section"]
 
 #: files written into the report folder by the last ``write``; stale ones are removed on the next
 MARKER = ".shiftlab-report.json"
@@ -44,219 +44,6 @@ MARKER = ".shiftlab-report.json"
 DPI = 150
 _IMAGE_TYPES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
 _TEMPLATES = Path(__file__).parent / "templates"
-
-
-# ------------------------------------------------------------------------------------------------ text
-
-_INLINE = [
-    (re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>"),
-]
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
-_SAFE_URL = re.compile(r"^(https?://|mailto:|#|[^:]*$)", re.I)  # no javascript:, data: and the like
-
-
-def _inline(text: str) -> str:
-    """Escape ``text``, then turn the few inline markdown marks into tags (code spans stay literal)."""
-    parts = re.split(r"(`[^`]+`)", str(text))
-    out = []
-    for part in parts:
-        if part.startswith("`") and part.endswith("`") and len(part) > 1:
-            out.append(f"<code>{escape(part[1:-1])}</code>")
-            continue
-        s = str(escape(part))
-        for rx, rep in _INLINE:
-            s = rx.sub(rep, s)
-        s = _LINK.sub(lambda m: f'<a href="{m.group(2)}">{m.group(1)}</a>' if _SAFE_URL.match(m.group(2))
-                      else m.group(0), s)
-        out.append(s)
-    return "".join(out)
-
-
-def markdownish(text: str | Markup | None) -> Markup:
-    """HTML for a little markdown: paragraphs split by blank lines, ``- `` bullet lists, inline marks.
-
-    Everything else is escaped. A ``Markup`` input is returned unchanged (trusted HTML).
-    """
-    if text is None:
-        return Markup("")
-    if isinstance(text, Markup):
-        return text
-    blocks = [b for b in re.split(r"\n\s*\n", str(text).strip()) if b.strip()]
-    html = []
-    for b in blocks:
-        lines = [ln.strip() for ln in b.strip().splitlines()]
-        if all(re.match(r"^[-*] ", ln) for ln in lines):
-            items = "".join(f"<li>{_inline(ln[2:])}</li>" for ln in lines)
-            html.append(f"<ul>{items}</ul>")
-        else:
-            html.append(f"<p>{_inline(' '.join(lines))}</p>")
-    return Markup("\n".join(html))
-
-
-def _plain_text(text: str | Markup | None) -> str:
-    """The text of a paragraph for a terminal: markdown marks and tags dropped."""
-    if text is None:
-        return ""
-    s = Markup(text).striptags() if isinstance(text, Markup) else str(text)
-    s = re.sub(r"\*\*(.+?)\*\*", r"\1", s)
-    s = re.sub(r"`([^`]+)`", r"\1", s)
-    s = _LINK.sub(r"\1 (\2)", s)
-    return "\n\n".join(" ".join(b.split()) if not b.lstrip().startswith(("- ", "* ")) else b.strip()
-                       for b in re.split(r"\n\s*\n", s.strip()))
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-    return s or "section"
-
-
-def _file_stem(name: str) -> str:
-    stem = re.sub(r"\.(png|jpe?g|gif|webp)$", "", str(name), flags=re.I)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")
-    if not stem:
-        raise InputError(f"figure name {name!r} has no usable characters; use letters, digits, '-' or '_'")
-    return stem
-
-
-# ------------------------------------------------------------------------------------------------ tables
-
-@dataclass
-class Cell:
-    """One table cell: its display ``text``, an ``interval`` (``"[lo, hi]"``) shown smaller after it, and whether it
-    is numeric (right-aligned) and the column's best value (bold).
-    """
-
-    text: str
-    interval: str = ""  # "[lo, hi]" shown after the value, smaller
-    num: bool = False
-    best: bool = False
-
-    @property
-    def classes(self) -> str:
-        """The cell's CSS classes: ``num`` and/or ``best``, space-separated (empty when neither)."""
-        return " ".join(c for c, on in (("num", self.num), ("best", self.best)) if on)
-
-
-@dataclass
-class TableBlock:
-    """A table as ``format_table`` formats it: column names, a numeric flag per column, rows of ``Cell``s, the
-    caption, a CSS class per row (``hl`` for highlighted rows) and ``shown_note`` when ``max_rows`` cut rows off.
-    """
-
-    columns: list[str]
-    numeric: list[bool]
-    rows: list[list[Cell]]
-    caption: str | None
-    row_classes: list[str]
-    shown_note: str = ""
-    kind: str = "table"
-
-
-def _default_format(v: Any) -> str:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return "—"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return "—"
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        if float(v).is_integer() and abs(v) < 1e15:
-            return f"{int(v):,}"
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _formatter(fmt) -> Callable[[Any], str]:
-    if fmt is None:
-        return _default_format
-    if callable(fmt):
-        return lambda v: "—" if _isnan(v) else str(fmt(v))
-    return lambda v: "—" if _isnan(v) else fmt.format(v)
-
-
-def _isnan(v) -> bool:
-    try:
-        return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v))
-    except TypeError:
-        return False
-
-
-def format_table(
-    df: pd.DataFrame,
-    *,
-    caption: str | None = None,
-    formats: Mapping[str, str | Callable] | None = None,
-    intervals: Mapping[str, tuple[str, str]] | None = None,
-    highlight: Mapping[str, str] | Sequence[bool] | None = None,
-    index: bool = False,
-    max_rows: int | None = None,
-) -> TableBlock:
-    """Cells as display strings: the one formatting step that both the HTML and the text output use.
-
-    See ``Section.table`` for the parameters.
-    """
-    if not isinstance(df, pd.DataFrame):
-        if isinstance(df, pd.Series):
-            df = df.to_frame()
-        else:
-            raise InputError(f"table needs a pandas DataFrame, got {type(df).__name__}")
-    if index:
-        df = df.reset_index()
-    formats = dict(formats or {})
-    intervals = dict(intervals or {})
-    missing = [c for c in [*formats, *intervals, *(c for lh in intervals.values() for c in lh)]
-               if c not in df.columns]
-    if isinstance(highlight, Mapping):
-        missing += [c for c in highlight if c not in df.columns]
-        bad = {v for v in highlight.values() if v not in ("max", "min")}
-        if bad:
-            raise InputError(f"highlight values must be 'max' or 'min', got {', '.join(map(repr, bad))}")
-    if missing:
-        raise InputError(f"column(s) {', '.join(map(repr, dict.fromkeys(missing)))} not in the table; it has "
-                         f"{', '.join(map(str, df.columns))}")
-    hidden = {c for lh in intervals.values() for c in lh}
-    cols = [c for c in df.columns if c not in hidden]
-    n_total = len(df)
-    row_hl = None
-    if highlight is not None and not isinstance(highlight, Mapping):
-        row_hl = np.asarray(highlight, bool)
-        if row_hl.shape != (n_total,):
-            raise InputError(f"highlight has {row_hl.size} flags for {n_total} rows; give one per row")
-    best: dict[str, set] = {}
-    if isinstance(highlight, Mapping):
-        for c, how in highlight.items():
-            v = pd.to_numeric(df[c], errors="coerce")
-            if v.notna().any():
-                target = v.max() if how == "max" else v.min()
-                best[c] = set(np.flatnonzero((v == target).to_numpy()))
-    shown = df if max_rows is None else df.iloc[:max_rows]
-    fmts = {c: _formatter(formats.get(c)) for c in df.columns}
-    for c, (lo, hi) in intervals.items():  # interval ends use the value's format
-        fmts[lo] = fmts[hi] = fmts[c]
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols]
-    rows = []
-    for i, (_, r) in enumerate(shown.iterrows()):
-        cells = []
-        for c, num in zip(cols, numeric):
-            cell = Cell(fmts[c](r[c]), num=num, best=i in best.get(c, ()))
-            if c in intervals:
-                lo, hi = (fmts[k](r[k]) for k in intervals[c])
-                if lo != "—" or hi != "—":
-                    if cell.text.endswith("%") and lo.endswith("%") and hi.endswith("%"):
-                        lo, hi = lo[:-1], hi[:-1]
-                    cell.interval = f"[{lo}, {hi}]"
-            cells.append(cell)
-        rows.append(cells)
-    note = f"first {len(shown):,} of {n_total:,} rows" if len(shown) < n_total else ""
-    return TableBlock(columns=[str(c) for c in cols], numeric=numeric, rows=rows, caption=caption,
-                      row_classes=["hl" if row_hl is not None and row_hl[i] else "" for i in range(len(rows))],
-                      shown_note=note)
-
 
 # ------------------------------------------------------------------------------------------------ blocks
 
@@ -271,7 +58,7 @@ class TextBlock:
     @property
     def html(self) -> Markup:
         """The text as HTML: ``markdownish`` for paragraphs and notes, inline marks only for a heading."""
-        return markdownish(self.text) if self.kind != "heading" else Markup(_inline(self.text))
+        return markdownish(self.text) if self.kind != "heading" else Markup(inline_markup(self.text))
 
 
 @dataclass
@@ -381,7 +168,7 @@ class Section:
 
     def __init__(self, title: str, text: str | Markup | None = None, *, anchor: str | None = None):
         self.title = str(title)
-        self.anchor = _slug(anchor if anchor is not None else title)
+        self.anchor = slug(anchor if anchor is not None else title)
         self.blocks: list = []
         if text:
             self.paragraph(text)
@@ -463,7 +250,7 @@ class Section:
         dpi : int, default=150
             Shown at 100 CSS pixels per inch, so the PNG is sharp on high-density screens.
         """
-        stem = _file_stem(name)
+        stem = file_stem(name)
         if hasattr(fig, "savefig"):
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08, facecolor="white")
@@ -497,7 +284,7 @@ class Section:
             Larger images are downscaled to this many pixels on their longer side.
         """
         k = sum(isinstance(b, ImagesBlock) for b in self.blocks)
-        prefix = _file_stem(name) if name else f"{self.anchor}-images-{k}"
+        prefix = file_stem(name) if name else f"{self.anchor}-images-{k}"
         out = []
         for i, it in enumerate(items):
             src, cap = (it if isinstance(it, tuple) and len(it) == 2 else (it, None))
@@ -605,7 +392,7 @@ class Report:
         return env.get_template("report.html.j2").render(
             report=self, intro=markdownish(self.intro), css=Markup(css), version=__version__,
             created=self.created.strftime("%Y-%m-%d %H:%M"),
-            meta=[(str(k), _default_format(v)) for k, v in self.meta.items()])
+            meta=[(str(k), default_format(v)) for k, v in self.meta.items()])
 
     def _check_assets(self) -> None:
         seen: dict[str, str] = {}
@@ -669,16 +456,16 @@ class Report:
 
         con.print(Text(self.title, style="bold"))
         if self.meta:
-            con.print(Text(" · ".join(f"{k}: {_default_format(v)}" for k, v in self.meta.items())))
+            con.print(Text(" · ".join(f"{k}: {default_format(v)}" for k, v in self.meta.items())))
         if self.intro:
-            con.print(Text(_plain_text(self.intro)))
+            con.print(Text(plain_text(self.intro)))
         for s in self.sections:
             con.print()
             con.print(Rule(Text(s.title, style="bold"), align="left"))
             for b in s.blocks:
                 if isinstance(b, TextBlock):
                     prefix = {"heading": "", "note": "warning: " if b.level == "warning" else "note: "}
-                    con.print(Text(prefix.get(b.kind, "") + _plain_text(b.text),
+                    con.print(Text(prefix.get(b.kind, "") + plain_text(b.text),
                                    style="bold" if b.kind == "heading" else ""))
                 elif isinstance(b, TableBlock):
                     title = " — ".join(x for x in (b.caption, b.shown_note) if x) or None
@@ -693,4 +480,3 @@ class Report:
                     con.print(Text(f"[figure {b.asset.filename}" + (f": {b.caption}]" if b.caption else "]")))
                 elif isinstance(b, ImagesBlock):
                     con.print(Text(f"[{len(b.items)} images" + (f": {b.caption}]" if b.caption else "]")))
-
