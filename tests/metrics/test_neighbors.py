@@ -51,3 +51,22 @@ def test_knn_float_features_and_limits():
         knn(q, r[:, :4], 3)
     with pytest.raises(InputError):
         knn(q, r, 3, metric="cosine")
+
+
+def test_hash_rows_reads_in_blocks_and_of_chosen_rows_as_of_their_copy():
+    import hashlib
+
+    from shiftlab.metrics.neighbors import hash_rows
+
+    def whole(a):  # the digest of the copy, hashed at once
+        h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()
+
+    a = np.random.default_rng(0).integers(0, 255, (37, 3, 8, 8), dtype=np.uint8)
+    rows = np.array([5, 1, 30, 2])
+    assert hash_rows(a) == hash_rows(a, block_bytes=100) == whole(a)
+    assert hash_rows(a, rows) == hash_rows(a, rows, block_bytes=1) == whole(a[rows])
+    b = a.copy()
+    b[36, 2, 7, 7] ^= 1
+    assert hash_rows(b) != hash_rows(a) and hash_rows(b, rows) == hash_rows(a, rows)  # row 36 is not hashed

@@ -13,10 +13,21 @@ from shiftlab.fsutil import atomic_save_npz
 
 
 # --- exact, chunked top-k ---------------------------------------------------------------------------
-def hash_rows(a: np.ndarray) -> str:
-    """The sha256 (hex) of an array's dtype, shape and bytes (C order): a cache key for its content."""
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(np.ascontiguousarray(a).data)
+def hash_rows(a: np.ndarray, rows: np.ndarray | None = None, *, block_bytes: int = 64 << 20) -> str:
+    """The sha256 (hex) of an array's dtype, shape and bytes (C order): a cache key for its content.
+
+    ``rows``: hash ``a[rows]`` instead (same digest as hashing that copy). The bytes are read ``block_bytes``
+    at a time, so a memory-mapped pixel cache of many GB is hashed without being copied whole."""
+    n = len(a) if rows is None else len(rows)
+    shape = (n, *a.shape[1:]) if a.ndim else a.shape
+    h = hashlib.sha256(f"{a.dtype.str}{shape}".encode())
+    if a.ndim == 0:
+        h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()
+    per = max(1, block_bytes // max(1, a.dtype.itemsize * int(np.prod(a.shape[1:]))))
+    for lo in range(0, n, per):
+        part = a[lo:lo + per] if rows is None else a[rows[lo:lo + per]]
+        h.update(np.ascontiguousarray(part).data)
     return h.hexdigest()
 
 

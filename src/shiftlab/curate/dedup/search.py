@@ -156,7 +156,7 @@ def _dssim_neighbours(qpix, rpix, q_rows, shortlist, k, *, window, device, progr
     cached = None
     if cache_dir is not None and len(qa):
         qu, ru = np.unique(qa), np.unique(ra)
-        key = hashlib.sha256("|".join([hash_rows(np.asarray(qpix[qu])), hash_rows(np.asarray(rpix[ru])),
+        key = hashlib.sha256("|".join([hash_rows(qpix, qu), hash_rows(rpix, ru),
                                        hash_rows(qu), hash_rows(ru), hash_rows(qa), hash_rows(ra),
                                        str(window)]).encode()).hexdigest()
         cached = Path(cache_dir) / f"dssim-{key[:32]}.npy"
