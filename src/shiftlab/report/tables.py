@@ -48,6 +48,8 @@ class TableBlock:
 
 
 def default_format(v: Any) -> str:
+    """How a cell shows without a given format: None/NaN as —, booleans yes/no, integers (and whole floats)
+    with thousands separators, other floats to 4 significant digits, ±inf as ∞."""
     if v is None or v is pd.NA or v is pd.NaT:
         return "—"
     if isinstance(v, (bool, np.bool_)):

@@ -70,11 +70,14 @@ def plain_text(text: str | Markup | None) -> str:
 
 
 def slug(text: str) -> str:
+    """A section anchor from ``text``: lower-case letters and digits joined by ``-`` ("section" when none)."""
     s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
     return s or "section"
 
 
 def file_stem(name: str) -> str:
+    """A file name stem for a figure or image from ``name``: an image extension dropped, other characters than
+    letters, digits, ``.``, ``_`` and ``-`` replaced by ``-``; InputError when nothing usable is left."""
     stem = re.sub(r"\.(png|jpe?g|gif|webp)$", "", str(name), flags=re.I)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")
     if not stem:

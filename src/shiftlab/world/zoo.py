@@ -59,7 +59,7 @@ from shiftlab.errors import InputError, ShiftlabError, UnknownNameError
 from shiftlab.fsutil import atomic_write_bytes, file_lock
 from shiftlab.models.classifier import TorchClassifier
 from shiftlab.models.nets import MLP, LinearNet, SmallCNN, n_params
-from shiftlab.models.train import TRAININGS, TrainSettings, train_classifier
+from shiftlab.models.train import TrainSettings, train_classifier
 from shiftlab.predict.cache import DecodedCache
 from shiftlab.progress import info
 from shiftlab.workspace import Workspace
@@ -131,14 +131,12 @@ class ZooConfig:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise InputError(f"zoo model {self.name!r}: family must be one of {', '.join(FAMILIES)}")
-        if self.training not in TRAININGS:
-            raise InputError(f"zoo model {self.name!r}: training must be one of {', '.join(TRAININGS)}")
         if self.family in ("mlp", "cnn") and self.width < 1:
             raise InputError(f"zoo model {self.name!r}: a {self.family} needs width >= 1")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise InputError(f"zoo model {self.name!r}: epochs and batch_size must be at least 1")
-        if self.training == "pgd-l2" and not (self.eps and self.pgd_steps and self.pgd_step):
-            raise InputError(f"zoo model {self.name!r}: pgd-l2 training needs eps, pgd_steps and pgd_step")
+        try:  # the training loop's own checks (training kind, epochs, batch size, PGD parameters)
+            self.settings()
+        except InputError as e:
+            raise InputError(f"zoo model {self.name!r}: {e}") from None
         if self.training == "worst-of-k" and self.perturb_seed is None:
             raise InputError(f"zoo model {self.name!r}: worst-of-k training needs perturb_seed")
         if self.recipe not in RECIPES:
