@@ -23,6 +23,8 @@ class Classifier:
     name: str
     recipe: Recipe
     key: str  #: identity for the prediction store (spec + weights hash)
+    #: where the meaning of output k comes from (``shiftlab models info`` prints it)
+    vocabulary: str = "not stated by the model: output k is read as class k of the dataset's vocabulary"
 
     def __init__(self, name: str, recipe: Recipe, key: str):
         self.name, self.recipe, self.key = name, recipe, key
@@ -65,7 +67,7 @@ class Classifier:
 
 
 def find_last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
-    """The classification layer: timm's ``get_classifier()``, a ``fc``/``head``/``classifier`` attribute,
+    """The classification layer: timm's ``get_classifier()``, a ``fc``/``head``/``classifier``/``linear`` attribute,
     else the last ``nn.Linear`` registered."""
     get = getattr(module, "get_classifier", None)
     if callable(get):
@@ -74,7 +76,7 @@ def find_last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
             for n, m in module.named_modules():
                 if m is layer:
                     return n, layer
-    for attr in ("fc", "head", "classifier", "last_linear"):
+    for attr in ("fc", "head", "classifier", "linear", "last_linear"):
         m = getattr(module, attr, None)
         if isinstance(m, nn.Sequential) and len(m) and isinstance(m[-1], nn.Linear):
             return f"{attr}.{len(m) - 1}", m[-1]

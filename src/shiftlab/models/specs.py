@@ -1,6 +1,6 @@
 """Model spec strings → Classifier (or precomputed predictions), like timm's registry.
 
-Built in: ``torchvision:<name>``, ``timm:<name>``, ``robustbench:<name>@<dataset>/<threat>``,
+Built in: ``torchvision:<name>``, ``timm:<name>``, ``robustbench:<name>@<dataset>/<threat>``, ``madry:<arch>:<path>``,
 ``torchscript:<path>``, ``onnx:<path>``, ``python:<module>:<factory>``, ``predictions:<path>[#array]``.
 More schemes come from ``register_scheme`` (timm's ``register_model`` is the model): shiftlab's digits world adds
 ``world:<name>`` that way, and any installed package can add its own through a ``shiftlab.plugins`` entry point
@@ -55,13 +55,16 @@ class Scheme:
 _ADAPTERS = "shiftlab.models.adapters"
 #: every known scheme by name: the built-in ones below, then what ``register_scheme`` adds
 SCHEMES: dict[str, Scheme] = {s.name: s for s in [
-    Scheme("torchvision", "torchvision:resnet50", f"{_ADAPTERS}.hub:load_torchvision", ("torchvision",),
-           "pip install torchvision", "torchvision.models with its default weights and transforms"),
-    Scheme("timm", "timm:vit_base_patch16_224", f"{_ADAPTERS}.hub:load_timm", ("timm",), "pip install timm",
-           "timm.create_model(pretrained=True) with its data config"),
-    Scheme("robustbench", "robustbench:Salman2020Do_R50@imagenet/Linf", f"{_ADAPTERS}.hub:load_robustbench",
-           ("robustbench",), "pip install git+https://github.com/RobustBench/robustbench.git",
-           "RobustBench model zoo: <name>@<dataset>/<threat model>"),
+    Scheme("torchvision", "torchvision:resnet50?weights=DEFAULT", f"{_ADAPTERS}.torchvision_zoo:load", ("torchvision",),
+           "pip install torchvision", "torchvision classification models; ?weights=DEFAULT|none|<member>|<path>"),
+    Scheme("timm", "timm:vit_base_patch16_224?pretrained=true", f"{_ADAPTERS}.timm_zoo:load", ("timm",),
+           "pip install timm", "timm models with their data config; ?pretrained=true|false|<path>"),
+    Scheme("robustbench", "robustbench:Salman2020Do_R50@imagenet/Linf?model_dir=models",
+           f"{_ADAPTERS}.robustbench_zoo:load", ("robustbench",),
+           "pip install git+https://github.com/RobustBench/robustbench.git",
+           "RobustBench model zoo: <name>@<dataset>/<threat model>, checkpoints in model_dir"),
+    Scheme("madry", "madry:resnet50:imagenet_l2_3_0.pt", f"{_ADAPTERS}.madry:load", ("torchvision",),
+           "pip install torchvision", "a checkpoint of MadryLab's robustness library: madry:<arch>:<path>"),
     Scheme("torchscript", "torchscript:model.pt", f"{_ADAPTERS}.torchscript:load", doc="a TorchScript archive"),
     Scheme("onnx", "onnx:model.onnx", f"{_ADAPTERS}.onnx:load", ("onnxruntime", "onnx"),
            "pip install 'shiftlab[onnx]'", "an ONNX graph run with onnxruntime"),
