@@ -14,7 +14,14 @@ from pathlib import Path
 from shiftlab.errors import InputError
 from shiftlab.workspace import Workspace
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# whole-string matches only (fullmatch): "$" alone also matches before a final newline, so "evil\n" passed
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)
+#: longest workspace name: "<name>.parquet" and the like must stay under the file systems' 255-byte limit
+MAX_NAME = 200
+
+
+def _valid(name) -> bool:
+    return isinstance(name, str) and len(name) <= MAX_NAME and _NAME.fullmatch(name) is not None
 
 
 def _ws(workspace) -> Workspace:
@@ -22,15 +29,18 @@ def _ws(workspace) -> Workspace:
 
 
 def check_name(name: str) -> str:
-    """``name`` if it is a valid workspace name (letters, digits, ``.``, ``_``, ``-``), else ``InputError``."""
-    if not _NAME.match(name):
-        raise InputError(f"{name!r} is not a valid name: use letters, digits, '.', '_' and '-'")
+    """``name`` if it is a valid workspace name (letters, digits, ``.``, ``_``, ``-``; at most ``MAX_NAME``
+    characters, starting with a letter or digit), else ``InputError``."""
+    if not _valid(name):
+        shown = repr(name) if len(str(name)) <= 60 else repr(str(name)[:60]) + f"… ({len(name)} characters)"
+        raise InputError(f"{shown} is not a valid name: use up to {MAX_NAME} letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit")
     return name
 
 
 def dataset_path(name: str, workspace=None) -> Path | None:
     """The manifest file of the registered dataset ``name``, or None when there is none (or the name is invalid)."""
-    if not _NAME.match(name):
+    if not _valid(name):
         return None
     p = _ws(workspace).root / "manifests" / f"{name}.parquet"
     return p if p.is_file() else None

@@ -62,7 +62,8 @@ KEYS = {
           "time_string", "username", "seed", "image_filenames", "is_valid", "starting_from", "output_filename"),
 }
 VARIANT_OF_FUNCTION = {f: v for v, f in VARIANTS.items()}
-_NAME = re.compile(r"^(?P<dataset>.+)-(?P<variant>[abc])-(?P<revision>\d+)$")
+# fullmatch, ASCII digits: "$" would also match before a final newline, and \d alone takes any script's digits
+_NAME = re.compile(r"(?P<dataset>.+)-(?P<variant>[abc])-(?P<revision>\d+)", re.ASCII | re.DOTALL)
 
 ClassNames = Vocabulary | Sequence[str] | Mapping[int, str]
 Parent = Mapping[str, Any] | Iterable[Sequence[str]] | str | os.PathLike | None
@@ -82,7 +83,7 @@ def parse_revision_name(name: str) -> tuple[str, str, int]:
     """``imagenetv2-b-33`` (or ``imagenetv2-b-33.json``) → ("imagenetv2", "b", 33)."""
     stem = Path(str(name)).name
     stem = stem[:-5] if stem.endswith(".json") else stem
-    m = _NAME.match(stem)
+    m = _NAME.fullmatch(stem)
     if not m:
         raise InputError(f"{name!r} is not a revision name <dataset>-<a|b|c>-<revision> (e.g. imagenetv2-b-33)")
     return m["dataset"], m["variant"], int(m["revision"])

@@ -33,7 +33,7 @@ VALID_STATUSES = ("Submitted", "Approved")
 STATUSES = ("Submitted", "Approved", "Rejected")
 YES = {"true", "on", "1"}
 NO = {"false", "", "0"}
-_IMAGE_COL = re.compile(r"^Input\.image_(\d+)$")
+_IMAGE_COL = re.compile(r"Input\.image_(\d+)", re.ASCII)  # used with fullmatch: whole column names only
 
 FREQUENCY_COLUMNS = ("image_id", "class_index", "role", "n_hits", "n_answers", "n_valid", "n_yes", "frequency")
 WORKER_COLUMNS = ("worker_id", "n_assignments", "n_valid_assignments", "n_rejected", "n_controls",
@@ -112,7 +112,7 @@ def read_results(results_csv: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in required if c not in df.columns]
     if "HITId" not in df.columns and "Input.hit_id" not in df.columns:
         missing.append("HITId or Input.hit_id")
-    n = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.match(c)))
+    n = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.fullmatch(c)))
     if not n:
         missing.append("Input.image_1 …")
     missing += [f"Answer.image_{i}" for i in n if f"Answer.image_{i}" not in df.columns][:1]
@@ -137,7 +137,7 @@ def import_votes(results_csv: str | os.PathLike, batch: str | os.PathLike | Sequ
         raise InputError(f"min_worker_accuracy must be within 0..1 (got {min_worker_accuracy})")
     df = read_results(p)
     hit_col = "Input.hit_id" if "Input.hit_id" in df.columns else "HITId"
-    n_img = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.match(c)))
+    n_img = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.fullmatch(c)))
 
     # --- parse every row (all checks before any counting) ------------------------------------------------
     votes = []  # (assignment row, worker, valid, hit, class, image_id, role, yes)

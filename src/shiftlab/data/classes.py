@@ -15,12 +15,12 @@ from importlib import resources
 
 from shiftlab.errors import InputError, UnknownNameError
 
-_WNID = re.compile(r"^n\d{8}$")
+_WNID = re.compile(r"n\d{8}", re.ASCII)  # fullmatch: "$" also matches before a final newline
 
 
 def is_wnid(name: str) -> bool:
     """Whether ``name`` is a WordNet id: ``n`` followed by eight digits (``n01440764``)."""
-    return bool(_WNID.match(name))
+    return isinstance(name, str) and _WNID.fullmatch(name) is not None
 
 
 def _norm(name: str) -> str:
