@@ -1,7 +1,8 @@
-"""Small file-system primitives: atomic writes and inter-process locks.
+"""Small file-system primitives: atomic writes, inter-process locks and a strict JSON reader.
 
 Everything shiftlab stores is written to a temporary name in the same folder and renamed into place, so a
-reader (or a process killed half-way) never sees half a file.
+reader (or a process killed half-way) never sees half a file. JSON a user hands in is read by ``read_json``,
+which turns every way it can be wrong into one ``InputError`` line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from shiftlab.errors import InputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -77,3 +80,31 @@ def file_lock(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str | bytes, where: str, *, allow_nan: bool = False):
+    """``text`` parsed as JSON; ``InputError`` naming ``where`` when it is not JSON, is nested too deeply to
+    parse (Python's parser recurses), or holds ``NaN`` / ``Infinity`` (not JSON, and no count or class index
+    means them) unless ``allow_nan``."""
+    try:
+        return json.loads(text, parse_constant=None if allow_nan else _no_constant)
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise InputError(f"{where}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
+
+
+def read_json(path: str | os.PathLike, *, allow_nan: bool = False):
+    """The JSON file at ``path`` (UTF-8), parsed as ``parse_json`` does; ``InputError`` when it cannot be read."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read it ({e.strerror or e})") from None
+    return parse_json(data, str(p), allow_nan=allow_nan)

@@ -174,4 +174,98 @@ def test_undo_leaves_a_decision_someone_else_replaced_and_never_undoes_twice(log
 def test_a_key_names_one_decision(log):
     log.append(reviewer="ann", task="t", target="x", decision="a", key="k")
     with pytest.raises(InputError, match="already names another decision"):
-        log.append(reviewer="ann", task="other", target="x", decision="a", key="k")
+        log.append(reviewer="ann", task="t", target="y", decision="a", key="k")
+    with pytest.raises(InputError, match="already names another decision"):
+        log.append(reviewer="ann", task="t", target="x", decision="b", key="k")
+
+
+# --- issue 18.9: an idempotency key means something only within its (task, reviewer) ----------------------
+def test_a_key_is_scoped_to_its_task_and_reviewer(log):
+    mine = log.append(reviewer="ann", task="t", target="x", decision="a", key="k")
+    # another reviewer reusing ann's key stores their own decision, and never gets ann's event back
+    bobs = log.append(reviewer="bob", task="t", target="y", decision="b", key="k")
+    assert bobs.id != mine.id and (bobs.reviewer, bobs.target, bobs.decision) == ("bob", "y", "b")
+    # the same key in another task is another decision
+    other = log.append(reviewer="ann", task="u", target="x", decision="a", key="k")
+    assert other.id not in (mine.id, bobs.id) and other.task == "u"
+    assert {k: e.decision for k, e in log.state("t").items()} == {"x": "a", "y": "b"}
+    # and a retry inside each scope still returns that scope's event
+    assert log.append(reviewer="bob", task="t", target="y", decision="b", key="k").id == bobs.id
+    assert log.append(reviewer="ann", task="u", target="x", decision="a", key="k").id == other.id
+
+
+def test_an_undo_never_returns_an_event_of_another_task_or_a_decision(log):
+    log.append(reviewer="ann", task="t", target="x", decision="a")
+    undone_u = log.append(reviewer="ann", task="u", target="z", decision="a")
+    first = log.undo_last("u", "ann", key="undo-1")
+    assert first.supersedes == undone_u.id
+    # the same key in task t undoes ann's decision in t (not an answer from task u)
+    in_t = log.undo_last("t", "ann", key="undo-1")
+    assert in_t.task == "t" and in_t.id != first.id and set(log.state("t")) == set()
+    # an undo that reuses the key of a decision is refused, not answered with that decision
+    log.append(reviewer="ann", task="t", target="y", decision="a", key="dec-1")
+    with pytest.raises(InputError, match="names a decision"):
+        log.undo_last("t", "ann", key="dec-1")
+    assert set(log.state("t")) == {"y"}
+
+
+def test_a_version_1_log_keeps_its_events_and_gets_scoped_keys(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, reviewer TEXT NOT NULL,
+            task TEXT NOT NULL, target TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT, crop TEXT, note TEXT,
+            supersedes INTEGER REFERENCES events(id), key TEXT UNIQUE);
+        INSERT INTO events (time, reviewer, task, target, decision, key) VALUES ('t0', 'ann', 't', 'x', 'a', 'k');
+        INSERT INTO events (time, reviewer, task, target, decision, supersedes) VALUES ('t1', 'ann', 't', 'x', 'undo', 1);
+    """)
+    con.close()
+    with ReviewLog(path) as lg:
+        assert [(e.id, e.decision, e.key) for e in lg.events()] == [(1, "a", "k"), (2, UNDO, None)]
+        bob = lg.append(reviewer="bob", task="t", target="x", decision="b", key="k")  # v1 refused this
+        assert bob.id == 3 and lg.append(reviewer="ann", task="t", target="x", decision="a", key="k").id == 1
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            lg._con().execute("DELETE FROM events")
+    with ReviewLog(path) as lg:  # opening again changes nothing
+        assert lg._con().execute("PRAGMA user_version").fetchone()[0] == 2 and lg.count() == 3
+
+
+# --- issue 18.1: stored exactly as sent --------------------------------------------------------------------
+@pytest.mark.parametrize("target", [" a.png", "a.png ", "\ta.png", "a.png\n", "\u00a0a.png", "a.png\u2003"])
+def test_targets_are_stored_exactly_as_given(log, target):
+    e = log.append(reviewer="ann", task="t", target=target, decision="a")
+    plain = log.append(reviewer="ann", task="t", target="a.png", decision="b")
+    assert e.target == target and log.event(e.id).target == target
+    assert {k: v.decision for k, v in log.state("t").items()} == {target: "a", "a.png": "b"}
+
+
+@pytest.mark.parametrize("field", ["reviewer", "task", "target", "decision"])
+@pytest.mark.parametrize("blank", ["", " ", "\t\n", "\u00a0"])
+def test_blank_names_are_refused(log, field, blank):
+    d = dict(reviewer="ann", task="t", target="x", decision="a")
+    d[field] = blank
+    with pytest.raises(InputError, match=f"non-empty {field}"):
+        log.append(**d)
+    assert log.count() == 0
+
+
+# --- issue 18.7 and 18.10: limits and text SQLite can store ---------------------------------------------------
+@pytest.mark.parametrize("field", ["reviewer", "task", "target", "decision", "reason", "note", "key"])
+def test_every_text_field_has_a_limit_and_must_be_storable(log, field):
+    from shiftlab.review.log import LIMITS
+
+    d = dict(reviewer="ann", task="t", target="x", decision="a")
+    for bad, why in [("y" * (LIMITS[field] + 1), "too long"), ("a\ud800b", "lone surrogate")]:
+        with pytest.raises(InputError, match=why):
+            log.append(**{**d, field: bad})
+    d[field] = "y" * LIMITS[field]  # at the limit: stored
+    assert getattr(log.append(**d), field) == "y" * LIMITS[field]
+    assert log.count() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, 10**30, 1.5, True, "x", None])
+def test_event_ids_out_of_range_are_input_errors(log, bad):
+    with pytest.raises(InputError, match="event id"):
+        log.event(bad)
+    with pytest.raises(InputError, match="event id"):
+        log.undo(bad, reviewer="ann")

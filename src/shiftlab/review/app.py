@@ -8,7 +8,9 @@ Security model (the app runs on a researcher's machine, often beside their data)
   through the reviewer's browser (CSRF): it can neither read the token nor set the header cross-origin;
 - images are served by (registered dataset, manifest id) only, never by a client-supplied path, and a
   manifest path that resolves outside its dataset root (``..``, a symlink out) is refused;
-- pages render data as text (Jinja2 autoescaping server-side, ``textContent`` in the scripts).
+- pages render data as text (Jinja2 autoescaping server-side, ``textContent`` in the scripts);
+- request bodies (``MAX_BODY``) and every stored field (``log.LIMITS``) have limits, and malformed input of
+  any kind is a 400 (or 404) with one line, never a 500.
 
 Writes go through one committer thread that stores the decisions waiting at that moment in one SQLite
 transaction (group commit): each acknowledged decision is on disk, and many clients at once cost one
@@ -27,16 +29,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import THUMB_SIZES, ImageServer
-from shiftlab.review.log import ReviewLog, check_crop, fold
+from shiftlab.review.log import LIMITS, MAX_EVENT_ID, ReviewLog, check_crop, check_text, fold
 from shiftlab.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +47,12 @@ TOKEN_HEADER = "X-Shiftlab-Token"
 COOKIE = "shiftlab_token"  # + a digest of the token: cookies are per host, not per port, so two servers
 # on one machine must not overwrite each other's (nor hand theirs to whatever else listens there)
 SAFE_METHODS = {"GET", "HEAD"}
+#: the largest request body accepted (bytes): a decision is a few hundred; a note at its limit, escaped, fits
+MAX_BODY = 256 * 1024
+
+
+def _text(field: str):
+    return Field(None, max_length=LIMITS[field])
 
 
 class DecisionIn(BaseModel):
@@ -51,13 +60,13 @@ class DecisionIn(BaseModel):
     (x0, y0, x1, y1 in the original image's px), note, reviewer and idempotency ``key``.
     """
 
-    target: str
-    decision: str
-    reason: str | None = None
-    crop: list[float] | None = None
-    note: str | None = None
-    reviewer: str | None = None
-    key: str | None = None
+    target: str = Field(max_length=LIMITS["target"])
+    decision: str = Field(max_length=LIMITS["decision"])
+    reason: str | None = _text("reason")
+    crop: list[float] | None = Field(None, max_length=4)
+    note: str | None = _text("note")
+    reviewer: str | None = _text("reviewer")
+    key: str | None = _text("key")
 
 
 class UndoIn(BaseModel):
@@ -65,9 +74,9 @@ class UndoIn(BaseModel):
     force), the reviewer and an idempotency ``key``.
     """
 
-    reviewer: str | None = None
-    event_id: int | None = None
-    key: str | None = None
+    reviewer: str | None = _text("reviewer")
+    event_id: int | None = Field(None, ge=1, le=MAX_EVENT_ID)  # SQLite's integers are 64-bit
+    key: str | None = _text("key")
 
 
 class Committer:
@@ -205,6 +214,43 @@ class TokenGate:
         await self.app(scope, receive, send_secure)
 
 
+class BodyLimit:
+    """Pure ASGI middleware: a request body over ``max_body`` bytes is answered 413 before the app sees it (by
+    its Content-Length, or counted as it arrives when it has none)."""
+
+    def __init__(self, app, max_body: int = MAX_BODY):
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            return await self.app(scope, receive, send)
+        too_big = Response(f"request body over {self.max_body:,} bytes", 413, media_type="text/plain")
+        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body:
+            return await too_big(scope, receive, send)
+        chunks, n = [], 0
+        while True:  # read it all here (bounded), then hand the app one message
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            n += len(message.get("body", b""))
+            if n > self.max_body:
+                return await too_big(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(workspace=None, *, token: str | None = None, reviewer: str | None = None) -> FastAPI:
     """The app over ``workspace``'s tasks and log. ``token`` defaults to a fresh random one
     (``app.state.token``); ``reviewer`` fixes who decides (else each browser names itself)."""
@@ -214,7 +260,7 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     committer = Committer(log)
     images = ImageServer(ws)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    task_cache: dict[str, tuple[float, dict, set]] = {}
+    task_cache: dict[str, tuple[tuple, dict, set]] = {}
     tasks_dir = tk.review_dir(ws) / "tasks"  # made once here, not on every request
 
     @asynccontextmanager
@@ -227,12 +273,21 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     app.state.token, app.state.log, app.state.workspace = token, log, ws
     app.state.committer = committer
 
-    app.add_middleware(TokenGate, token=token)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(TokenGate, token=token)  # added last = runs first: no body is read before the token
 
     @app.exception_handler(ShiftlabError)
     async def _one_line(_request: Request, exc: ShiftlabError):
         # a broken task file, a dataset gone from the registry: one line for the page, never a 500
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError):
+        # a body or query of the wrong shape: one line (the first problem), 400 like every other bad input
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'malformed request')}"[:300]}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -240,12 +295,16 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     def task_of(name: str) -> tuple[dict, set]:
         """The task and its valid targets, re-read when its file changes."""
         try:
-            mtime = tk.task_path(name, tasks_dir).stat().st_mtime
+            st = tk.task_path(name, tasks_dir).stat()
+            # the inode changes on every (atomic) rewrite; an mtime alone can repeat within a clock tick
+            mtime = (st.st_ino, st.st_size, st.st_mtime_ns)
         except (OSError, ShiftlabError):
             raise HTTPException(404, f"no review task {name!r}") from None
         hit = task_cache.get(name)
         if hit is None or hit[0] != mtime:
-            task = tk.load_task(name, ws)
+            task = tk.load_task(name, ws)  # checked: a broken file is one InputError line → 400
+            for ds in sorted(tk.task_datasets(task)):
+                tk.image_dataset(ds, ws)  # a dataset gone from the registry: 400 naming it
             if task["kind"] == "classes":
                 targets = set(tk.image_dataset(task["dataset"], ws).ids)
             elif task["kind"] == "images":
@@ -260,8 +319,10 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         name = reviewer or (given or "").strip()
         if not name:
             raise HTTPException(400, "who is deciding? set a reviewer name (the page asks on first visit)")
-        if len(name) > 100:
-            raise HTTPException(400, "reviewer name too long (100 characters at most)")
+        try:
+            check_text("reviewer", name)
+        except ShiftlabError as e:
+            raise HTTPException(400, f"reviewer name: {e}") from None
         return name
 
     def page(request: Request, template: str, **ctx):
@@ -271,13 +332,19 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
         rows = []
-        for t in tk.list_tasks(ws):
-            try:
-                _, targets = task_of(t["name"])
-            except (HTTPException, ShiftlabError):
+        for name, t, problem in tk.scan_tasks(ws):
+            if problem is None:
+                try:
+                    t, targets = task_of(name)
+                except HTTPException as e:
+                    problem = str(e.detail)
+                except ShiftlabError as e:
+                    problem = str(e)
+            if problem is not None:  # listed with its reason: a broken file is seen, and takes nothing down
+                rows.append({"name": name, "kind": (t or {}).get("kind", "?"), "problem": problem})
                 continue
-            decided = len(set(log.state(t["name"])) & targets)
-            rows.append({"name": t["name"], "kind": t["kind"], "total": len(targets), "decided": decided})
+            decided = len(set(log.state(name)) & targets)
+            rows.append({"name": name, "kind": t["kind"], "total": len(targets), "decided": decided})
         return page(request, "index.html", tasks=rows, log=str(log.path))
 
     @app.get("/task/{name}", response_class=HTMLResponse)

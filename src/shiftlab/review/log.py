@@ -9,7 +9,11 @@ builders of the other modules read the folded state through one function, :func:
 SQLite runs in WAL mode with ``synchronous=FULL``: once :meth:`ReviewLog.append` returns, the event is on
 disk and survives a killed process (and a power cut). Concurrent writers (several app workers, a CLI
 import) serialise on ``BEGIN IMMEDIATE`` with a busy timeout. An optional client ``key`` makes an append
-idempotent, so a client that retries after a lost reply never stores a decision twice.
+idempotent, so a client that retries after a lost reply never stores a decision twice. A key is scoped to
+its (task, reviewer): one reviewer's key never finds another reviewer's event, nor one of another task.
+
+Text is stored exactly as given (a target ``" a.png"`` is not ``"a.png"``), and every text field has a
+length limit (``LIMITS``): the log is read back on every page load.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ EVENT_COLUMNS = ["id", "time", "reviewer", "task", "target", "decision", "reason
 _COLS = ",".join(EVENT_COLUMNS)
 STATE_COLUMNS = ["target", "decision", "reason", "crop", "note", "reviewer", "time", "event_id"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+#: the most characters each text field may hold (a note carries a HIT page's answers; the rest are short)
+LIMITS = {"reviewer": 100, "task": 200, "target": 1000, "decision": 100, "reason": 500, "note": 20_000,
+          "key": 200}
+#: the largest event id SQLite can hold (a signed 64-bit integer)
+MAX_EVENT_ID = 2**63 - 1
+#: PRAGMA user_version of the current schema: 2 = keys unique per (task, reviewer), not across the log
+SCHEMA_VERSION = 2
+
+_TABLE = """CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time TEXT NOT NULL,
     reviewer TEXT NOT NULL,
@@ -46,14 +57,17 @@ CREATE TABLE IF NOT EXISTS events (
     crop TEXT,
     note TEXT,
     supersedes INTEGER REFERENCES events(id),
-    key TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS events_task_target ON events(task, target);
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;
-"""
+    key TEXT
+)"""
+_SCHEMA = (
+    _TABLE,
+    "CREATE INDEX IF NOT EXISTS events_task_target ON events(task, target)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_scoped_key ON events(task, reviewer, key)",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END""",
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,30 @@ def check_crop(crop) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
+def check_text(field: str, value: str | None) -> None:
+    """``InputError`` unless ``value`` (None passes) is at most ``LIMITS[field]`` characters of storable text: SQLite
+    stores UTF-8, which a lone surrogate (JSON can carry ``"\\ud800"``) cannot be written in."""
+    if value is None:
+        return
+    if len(value) > LIMITS[field]:
+        raise InputError(f"{field} is too long ({len(value):,} characters; at most {LIMITS[field]:,})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{field} is not valid text (it holds a lone surrogate)") from None
+
+
+def check_event_id(value, what: str = "event id") -> int:
+    """``value`` as an event id (1 … ``MAX_EVENT_ID``); ``InputError`` otherwise (SQLite overflows above it)."""
+    try:
+        i = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what} {value!r} is not an event id") from None
+    if isinstance(value, bool) or not 1 <= i <= MAX_EVENT_ID or (isinstance(value, float) and value != i):
+        raise InputError(f"{what} {value!r} is not an event id (1 to {MAX_EVENT_ID})")
+    return i
+
+
 def _row_event(r) -> Event:
     crop = tuple(json.loads(r[7])) if r[7] else None
     return Event(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], crop, r[8], r[9], r[10])
@@ -114,8 +152,36 @@ class ReviewLog:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        con = self._con()
-        con.executescript(_SCHEMA)
+        self._migrate(self._con())
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection) -> None:
+        """Create the schema, or bring a version-1 log (keys unique across the whole log) to version 2.
+
+        Version 1 declared ``key TEXT UNIQUE``, a constraint SQLite cannot drop in place: the events are copied,
+        ids and all, into a table without it, in one transaction (the append-only triggers guard UPDATE and
+        DELETE, which this never does)."""
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"not a review log ({e})") from None
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            old = con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='events'").fetchone()
+            if version < SCHEMA_VERSION and old is not None and "key TEXT UNIQUE" in old[0]:
+                con.execute("DROP TRIGGER IF EXISTS events_append_only_update")
+                con.execute("DROP TRIGGER IF EXISTS events_append_only_delete")
+                con.execute("ALTER TABLE events RENAME TO events_v1")
+                con.execute(_TABLE)
+                con.execute(f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM events_v1")
+                con.execute("DROP TABLE events_v1")
+            for stmt in _SCHEMA:
+                con.execute(stmt)
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     # --- connections --------------------------------------------------------------------------------
     def _con(self) -> sqlite3.Connection:
@@ -152,8 +218,8 @@ class ReviewLog:
     # --- writing ------------------------------------------------------------------------------------
     def append(self, *, reviewer: str, task: str, target: str, decision: str, reason: str | None = None,
                crop=None, note: str | None = None, supersedes: int | None = None, key: str | None = None) -> Event:
-        """Store one decision and return it (with its id). Retrying with the same ``key`` returns the
-        first stored event instead of adding a second one."""
+        """Store one decision and return it (with its id). Retrying with the same ``key`` (same task and
+        reviewer) returns the first stored event instead of adding a second one."""
         return self.append_many([dict(reviewer=reviewer, task=task, target=target, decision=decision,
                                       reason=reason, crop=crop, note=note, supersedes=supersedes, key=key)])[0]
 
@@ -173,16 +239,20 @@ class ReviewLog:
         return out
 
     @staticmethod
-    def _stored_under(con, key: str | None) -> Event | None:
-        row = con.execute(f"SELECT {_COLS} FROM events WHERE key=?", (key,)).fetchone() if key else None
+    def _stored_under(con, task: str, reviewer: str, key: str | None) -> Event | None:
+        """The event stored under ``key`` by ``reviewer`` in ``task`` (a key means nothing outside that scope)."""
+        if not key:
+            return None
+        row = con.execute(f"SELECT {_COLS} FROM events WHERE task=? AND reviewer=? AND key=?",
+                          (task, reviewer, key)).fetchone()
         return _row_event(row) if row is not None else None
 
     def _store(self, con, r: dict) -> Event:
         """Insert one validated decision inside the caller's transaction (a retried key returns the event
         stored under it)."""
-        prev = self._stored_under(con, r["key"])
+        prev = self._stored_under(con, r["task"], r["reviewer"], r["key"])
         if prev is not None:
-            if (prev.task, prev.target, prev.decision) != (r["task"], r["target"], r["decision"]):
+            if (prev.target, prev.decision, prev.supersedes) != (r["target"], r["decision"], r["supersedes"]):
                 raise InputError(f"key {r['key']!r} already names another decision (event {prev.id})")
             return prev  # a retry: the first one stands
         if r["supersedes"] is not None:
@@ -204,19 +274,18 @@ class ReviewLog:
     @staticmethod
     def _validate(d: Mapping) -> dict:
         r = {k: d.get(k) for k in ("reviewer", "task", "target", "decision", "reason", "note", "supersedes", "key")}
-        for k in ("reviewer", "task", "target", "decision"):
+        for k in ("reviewer", "task", "target", "decision", "reason", "note", "key"):
             v = r[k]
-            if not isinstance(v, str) or not v.strip():
-                raise InputError(f"a decision needs a non-empty {k}")
-            r[k] = v.strip()
-        for k in ("reason", "note", "key"):
-            if r[k] is not None and not isinstance(r[k], str):
+            if v is None and k in ("reason", "note", "key"):
+                continue
+            if not isinstance(v, str):
                 raise InputError(f"{k} must be text")
+            # stored exactly as given: stripping here once stored a decision on " a.png" against "a.png"
+            if k in ("reviewer", "task", "target", "decision") and not v.strip():
+                raise InputError(f"a decision needs a non-empty {k}")
+            check_text(k, v)
         if r["supersedes"] is not None:
-            try:
-                r["supersedes"] = int(r["supersedes"])
-            except (TypeError, ValueError):
-                raise InputError(f"supersedes {r['supersedes']!r} is not an event id") from None
+            r["supersedes"] = check_event_id(r["supersedes"], "supersedes")
         if r["decision"] == UNDO and r["supersedes"] is None:
             raise InputError("an undo event must name the event it undoes (supersedes)")
         r["crop"] = check_crop(d.get("crop"))
@@ -234,10 +303,13 @@ class ReviewLog:
         """Undo this reviewer's latest decision in ``task`` that is still in force — the decision its target
         currently shows (None when there is none). Decisions another reviewer has since replaced are left
         alone. Chosen and undone in one transaction, so two tabs pressing undo at once undo two decisions."""
+        check_text("key", key)
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
         try:
-            out = self._stored_under(con, key)  # a retried undo: the first one stands, nothing more is undone
+            out = self._stored_under(con, task, reviewer, key)  # a retried undo: the first one stands
+            if out is not None and out.decision != UNDO:
+                raise InputError(f"key {key!r} already names a decision (event {out.id}), not an undo")
             if out is None:
                 rows = con.execute(f"SELECT {_COLS} FROM events WHERE task=? ORDER BY id", (task,)).fetchall()
                 mine = [e for e in fold(_row_event(r) for r in rows).values() if e.reviewer == reviewer]
@@ -254,7 +326,8 @@ class ReviewLog:
     # --- reading ------------------------------------------------------------------------------------
     def event(self, event_id: int) -> Event:
         """The event with id ``event_id``; ``InputError`` when there is none."""
-        r = self._con().execute(f"SELECT {_COLS} FROM events WHERE id=?", (int(event_id),)).fetchone()
+        event_id = check_event_id(event_id)
+        r = self._con().execute(f"SELECT {_COLS} FROM events WHERE id=?", (event_id,)).fetchone()
         if r is None:
             raise InputError(f"no event {event_id} in {self.path}")
         return _row_event(r)

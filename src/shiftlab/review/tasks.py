@@ -34,9 +34,9 @@ from shiftlab.curate.annotate import read_hit_batch
 from shiftlab.curate.dedup import REVIEW_COLUMNS
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
-from shiftlab.fsutil import atomic_write_json
+from shiftlab.fsutil import atomic_write_json, parse_json, read_json
 from shiftlab.registry import check_name, dataset_path
-from shiftlab.review.log import UNDO, ReviewLog, open_log, read_decisions
+from shiftlab.review.log import LIMITS, UNDO, ReviewLog, open_log, read_decisions
 from shiftlab.workspace import Workspace
 
 KINDS = ("classes", "duplicates", "labelling", "images")
@@ -64,8 +64,73 @@ def task_path(name: str, tasks_dir: Path) -> Path:
     return tasks_dir / f"{check_name(name)}.json"
 
 
-def _is_task(t) -> bool:
-    return isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("kind") in KINDS
+#: the fields each item of a task kind must have, with their types (what the pages and builders read)
+_ITEM_FIELDS = {
+    "duplicates": {"target": str, "query": str, "query_dataset": str, "reference": str, "reference_dataset": str,
+                   "distances": dict, "ranks": dict, "queued_by": list},
+    "labelling": {"target": str, "class_index": int, "class_name": str, "gloss": str, "images": list},
+    "images": {"id": str},
+}
+
+
+def check_task(task) -> dict:
+    """``task`` if it has every field its kind's pages and builders read, with the right types; else
+    ``InputError`` naming the first thing wrong (a hand-edited file must fail as one line, not as a crash
+    deep inside a page)."""
+    if not isinstance(task, dict):
+        raise InputError("not a task: a task file holds one JSON object")
+    check_name(task.get("name") if isinstance(task.get("name"), str) else "")
+    kind = task.get("kind")
+    if kind not in KINDS:
+        raise InputError(f"task kind {kind!r}: one of {', '.join(KINDS)}")
+
+    def need(obj, key, typ, where):
+        v = obj.get(key)
+        # bool is an int to Python, never to a task file
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise InputError(f"{where}: '{key}' must be {typ.__name__}, not {type(v).__name__}")
+        return v
+
+    if kind in ("classes", "images"):
+        check_name(need(task, "dataset", str, "task"))
+    if kind == "classes":
+        if task.get("reference") is not None:
+            check_name(need(task, "reference", str, "task"))
+        reasons = need(task, "reasons", list, "task")
+        if not 1 <= len(reasons) <= 9 or not all(isinstance(r, str) for r in reasons):
+            raise InputError("task: 'reasons' must be 1 to 9 strings")
+        return task
+    if kind == "images":
+        check_config(need(task, "config", dict, "task"))
+    items = need(task, "items", list, "task")
+    seen = set()
+    for n, it in enumerate(items):
+        where = f"item {n + 1}"
+        if not isinstance(it, dict):
+            raise InputError(f"{where}: must be an object, not {type(it).__name__}")
+        for key, typ in _ITEM_FIELDS[kind].items():
+            need(it, key, typ, where)
+        target = it["id"] if kind == "images" else it["target"]
+        if target in seen:
+            raise InputError(f"{where}: {target!r} appears twice")
+        seen.add(target)
+        if kind == "images" and it.get("suggestion") is not None and not isinstance(it["suggestion"], dict):
+            raise InputError(f"{where}: 'suggestion' must be an object or null")
+        if kind == "labelling":
+            for im in it["images"]:
+                if not isinstance(im, dict) or not all(isinstance(im.get(k), str) for k in ("url", "id", "dataset")):
+                    raise InputError(f"{where}: each image needs text 'url', 'id' and 'dataset'")
+    return task
+
+
+def task_datasets(task: dict) -> set[str]:
+    """The registered datasets whose images a (checked) task shows."""
+    kind = task["kind"]
+    if kind in ("classes", "images"):
+        return {task["dataset"]} | ({task["reference"]} if task.get("reference") else set())
+    if kind == "duplicates":
+        return {d for it in task["items"] for d in (it["query_dataset"], it["reference_dataset"])}
+    return {im["dataset"] for it in task["items"] for im in it["images"]}
 
 
 def log_path(workspace=None) -> Path:
@@ -80,46 +145,59 @@ def open_workspace_log(workspace=None):
 
 # --- the task files ------------------------------------------------------------------------------------
 def write_task(task: dict, workspace=None) -> Path:
-    """Write a task dict as ``review/tasks/<name>.json`` (atomically); returns the path. ``InputError`` for an
-    invalid name or a kind not in ``KINDS``.
+    """Write a task dict as ``review/tasks/<name>.json`` (atomically); returns the path. ``InputError`` for a task
+    ``check_task`` refuses.
     """
-    check_name(task["name"])
-    if task.get("kind") not in KINDS:
-        raise InputError(f"task kind {task.get('kind')!r}: one of {', '.join(KINDS)}")
+    check_task(task)
     path = task_path(task["name"], review_dir(workspace) / "tasks")
     atomic_write_json(path, task)
     return path
 
 
-def list_tasks(workspace=None) -> list[dict]:
-    """The workspace's task dicts, in file-name order; unreadable or malformed files are skipped."""
+def scan_tasks(workspace=None) -> list[tuple[str, dict | None, str | None]]:
+    """Every task file of the workspace, in file-name order: (name, task, None) for a good one, (name, None,
+    one-line reason) for one that cannot be read or is not a task (a hand-edited file gone bad is shown, and
+    takes nothing else down)."""
     out = []
     for p in sorted((review_dir(workspace) / "tasks").glob("*.json")):
         try:
-            t = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue  # a hand-edited file gone bad must not take the app down; load_task says why
-        if _is_task(t):
-            out.append(t)
+            out.append((p.stem, _read_task_file(p), None))
+        except InputError as e:
+            out.append((p.stem, None, str(e)))
     return out
+
+
+def list_tasks(workspace=None) -> list[dict]:
+    """The workspace's good task dicts, in file-name order (``scan_tasks`` also names the broken ones)."""
+    return [t for _, t, _ in scan_tasks(workspace) if t is not None]
+
+
+def _read_task_file(p: Path) -> dict:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{p.name}: cannot read it ({e})") from None
+    task = parse_json(text, f"{p.name}: not a task file")
+    try:
+        check_task(task)
+    except InputError as e:
+        raise InputError(f"{p.name}: not a task file ({e})") from None
+    if task["name"] != p.stem:
+        raise InputError(f"{p.name}: names task {task['name']!r}; a task file is named after its task")
+    return task
 
 
 def load_task(name: str, workspace=None) -> dict:
     """The task dict named ``name``; ``InputError`` when there is none or its file is not a task."""
     try:
         p = task_path(name, review_dir(workspace) / "tasks")
-        text = p.read_text()
+        found = p.is_file()
     except (OSError, InputError):
+        found = False
+    if not found:
         known = ", ".join(t["name"] for t in list_tasks(workspace)) or "none yet"
-        raise InputError(f"no review task {name!r} (tasks: {known}; create one with 'shiftlab review task …')") \
-            from None
-    try:
-        task = json.loads(text)
-    except ValueError as e:
-        raise InputError(f"{p}: not a task file ({e})") from None
-    if not _is_task(task):
-        raise InputError(f"{p}: not a task file (it needs a name and a kind, one of {', '.join(KINDS)})")
-    return task
+        raise InputError(f"no review task {name!r} (tasks: {known}; create one with 'shiftlab review task …')")
+    return _read_task_file(p)
 
 
 def image_dataset(name: str, workspace=None):
@@ -335,10 +413,14 @@ def check_config(cfg: Mapping) -> dict:
     out = []
     for d in decisions:
         if not isinstance(d, Mapping) or not isinstance(d.get("name"), str) or not d["name"].strip():
-            raise InputError(f"decision {d!r}: needs a 'name'")
+            raise InputError(f"decision {str(d)[:80]!r}: needs a 'name'")
+        if len(d["name"].strip()) > LIMITS["decision"]:
+            raise InputError(f"decision {d['name'][:40]!r}…: at most {LIMITS['decision']} characters (the log's limit)")
         reasons = d.get("reasons", [])
         if not isinstance(reasons, list) or len(reasons) > 9 or not all(isinstance(r, str) for r in reasons):
             raise InputError(f"decision {d['name']!r}: 'reasons' must be a list of at most 9 strings")
+        if any(len(r) > LIMITS["reason"] for r in reasons):
+            raise InputError(f"decision {d['name']!r}: a reason has at most {LIMITS['reason']} characters")
         crop = d.get("crop", "no")
         if crop not in ("no", "optional", "required"):
             raise InputError(f"decision {d['name']!r}: 'crop' is one of no, optional, required")
@@ -351,11 +433,12 @@ def check_config(cfg: Mapping) -> dict:
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:
-    """Image ids from a text file, one per line (blank lines skipped)."""
+    """Image ids from a text file, one per line, exactly as written (blank lines skipped): an id may begin or end
+    with a space (a file named " a.png"), so stripping could name another image."""
     try:
-        return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ids ({e.strerror or e})") from None
+        return [s for s in Path(path).read_text(encoding="utf-8").splitlines() if s.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ids ({getattr(e, 'strerror', None) or e})") from None
 
 
 def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks", *, name: str | None = None,
@@ -366,10 +449,7 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
     if isinstance(config, Mapping):
         cfg = dict(config)
     elif Path(config).suffix == ".json" or Path(config).is_file():
-        try:
-            cfg = json.loads(Path(config).read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"{config}: cannot read the review configuration ({e})") from None
+        cfg = read_json(config)
     else:
         cfg = builtin_config(str(config))
     cfg = check_config(cfg)
