@@ -90,5 +90,5 @@ def test_robustbench_absent_gives_the_install_hint(monkeypatch):
     from shiftlab.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "robustbench", None)  # whatever is installed, it cannot import now
-    with pytest.raises(MissingDependencyError, match=r"robustbench is not importable here; install it with: pip install"):
+    with pytest.raises(MissingDependencyError, match=r"robustbench is not importable here; install it with: pip"):
         load_model("robustbench:Salman2020Do_R50@imagenet/Linf")

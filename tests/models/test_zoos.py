@@ -69,7 +69,8 @@ def test_torchvision_family_features_and_recipe(name, odd_image):
 
 @pytest.mark.parametrize("name, weights, expect", [
     ("resnet50", "IMAGENET1K_V1", (256, 224, "bilinear")), ("resnet50", "IMAGENET1K_V2", (232, 224, "bilinear")),
-    ("efficientnet_b3", "IMAGENET1K_V1", (320, 300, "bicubic")), ("vit_b_16", "IMAGENET1K_SWAG_E2E_V1", (384, 384, "bicubic")),
+    ("efficientnet_b3", "IMAGENET1K_V1", (320, 300, "bicubic")),
+    ("vit_b_16", "IMAGENET1K_SWAG_E2E_V1", (384, 384, "bicubic")),
     ("inception_v3", "IMAGENET1K_V1", (342, 299, "bilinear")), ("swin_t", "IMAGENET1K_V1", (232, 224, "bicubic"))])
 def test_torchvision_recipes_differ_by_weights(name, weights, expect, odd_image):
     t = torchvision.models.get_model_weights(name)[weights].transforms()

@@ -8,6 +8,7 @@ spurious-features studies train them on other data.
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 from torch import nn
@@ -96,8 +97,10 @@ class CifarResNet(nn.Module):
     ``linear``), so that library's CIFAR checkpoints load into it (``madry:`` specs).
     """
 
-    DEPTHS = {"resnet18": ([2, 2, 2, 2], False), "resnet34": ([3, 4, 6, 3], False),
-              "resnet50": ([3, 4, 6, 3], True), "resnet101": ([3, 4, 23, 3], True), "resnet152": ([3, 8, 36, 3], True)}
+    #: blocks per stage and whether they are bottlenecks, by the library's architecture names
+    DEPTHS: typing.ClassVar[dict[str, tuple[list[int], bool]]] = {
+        "resnet18": ([2, 2, 2, 2], False), "resnet34": ([3, 4, 6, 3], False),
+        "resnet50": ([3, 4, 6, 3], True), "resnet101": ([3, 4, 23, 3], True), "resnet152": ([3, 8, 36, 3], True)}
 
     def __init__(self, arch: str, n_classes: int = 10):
         super().__init__()

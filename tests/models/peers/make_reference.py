@@ -70,7 +70,8 @@ for name, dataset, threat, img in [("Salman2020Do_R18", "imagenet", "Linf", imag
         l_theirs, l_ours = theirs(x_theirs), ours.logits(x_ours)
         feats = ours.features(x_ours)
     w, b = ours.last_layer()
-    result[name] = {"input_max_diff": float((x_theirs - x_ours).abs().max()) if x_theirs.shape == x_ours.shape else None,
+    same_shape = x_theirs.shape == x_ours.shape
+    result[name] = {"input_max_diff": float((x_theirs - x_ours).abs().max()) if same_shape else None,
                     "logits_max_diff": float((l_theirs - l_ours).abs().max()),
                     "logits_scale": float(l_theirs.abs().max()),
                     "head_max_diff": float((feats @ w.T + b - l_ours).abs().max()),

@@ -42,7 +42,8 @@ def load(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
     net, mean, std = split_network(read_state_dict(path, spec=spec), spec=spec)
     if "linear.weight" in net:  # the library's CIFAR models
         if arch not in CifarResNet.DEPTHS:
-            raise InputError(f"{spec}: {arch!r} is not a CIFAR ResNet shiftlab builds ({', '.join(CifarResNet.DEPTHS)})")
+            raise InputError(f"{spec}: {arch!r} is not a CIFAR ResNet shiftlab builds "
+                             f"({', '.join(CifarResNet.DEPTHS)})")
         model = CifarResNet(arch, n_classes=int(net["linear.weight"].shape[0]))
         recipe = Recipe(resize=None, crop=32, mean=mean, std=std)
     else:

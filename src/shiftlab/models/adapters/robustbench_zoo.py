@@ -42,4 +42,5 @@ def load(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
     except Exception as e:
         raise weights_error(spec, e, where=f"{opts['model_dir']}/{ds.value}/{tm.value}/{name}.pt") from None
     recipe = recipe_from_transforms(get_preprocessing(ds, tm, name, None), native_size=NATIVE_SIZE.get(ds.value))
-    return TorchClassifier(model, recipe, name=name, key=weights_key(f"robustbench:{name}@{ds.value}/{tm.value}", model))
+    key = weights_key(f"robustbench:{name}@{ds.value}/{tm.value}", model)
+    return TorchClassifier(model, recipe, name=name, key=key)

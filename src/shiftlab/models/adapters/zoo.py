@@ -59,8 +59,9 @@ def recipe_from_transforms(t, *, mean=None, std=None, native_size: int | None = 
     if hasattr(t, "crop_size") and hasattr(t, "resize_size"):  # torchvision.transforms._presets.ImageClassification
         resize = t.resize_size
         square = isinstance(resize, (list, tuple)) and len(resize) == 2
-        return Recipe(resize=_first(resize), crop=_first(t.crop_size), interpolation=interpolation_name(t.interpolation),
-                      mean=tuple(t.mean), std=tuple(t.std), square=square)
+        return Recipe(resize=_first(resize), crop=_first(t.crop_size),
+                      interpolation=interpolation_name(t.interpolation), mean=tuple(t.mean), std=tuple(t.std),
+                      square=square)
     steps = list(getattr(t, "transforms", [t]))
     fields: dict = {"resize": None, "crop": None, "interpolation": "bilinear"}
     for s in steps:
