@@ -30,7 +30,7 @@ from PIL import Image
 
 from shiftlab.data.classes import Vocabulary
 from shiftlab.data.decode import decode_image
-from shiftlab.data.layouts import IMAGE_EXTENSIONS, _image_files, sha256_file
+from shiftlab.data.layouts import IMAGE_EXTENSIONS, scan_class_folders, sha256_file
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
@@ -52,10 +52,8 @@ def _read_source(source: Path) -> tuple[pd.DataFrame, Path]:
         classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not classes:
             raise InputError(f"{source}: no class folders; a candidate folder has one sub-folder per class")
-        rows = []
-        for c in classes:
-            files, _ = _image_files(source / c)
-            rows += [(f.relative_to(source).as_posix(), c) for f in files]
+        _, files = scan_class_folders(source, [source / c for c in classes])
+        rows = [(f.relative_to(source).as_posix(), c) for c, fs in zip(classes, files) for f in fs]
         if not rows:
             raise InputError(f"{source}: the class folders hold no image files "
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))})")

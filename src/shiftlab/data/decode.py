@@ -7,6 +7,7 @@ the reason. EXIF orientation is applied; grey, palette, RGBA, CMYK and 16-bit im
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import warnings
 from dataclasses import dataclass
@@ -61,14 +62,17 @@ def decode_image(path: str | os.PathLike, *, mode: str = "RGB",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodeResult:
     """Decode one file. ``mode`` is ``"RGB"`` or ``"L"``.
 
-    Reasons: ``missing``, ``empty file``, ``not an image``, ``decompression bomb (W×H px > limit)``,
+    Reasons: ``missing``, ``not a regular file``, ``empty file``, ``not an image``, ``decompression bomb (W×H px > limit)``,
     ``truncated``, ``corrupt: <detail>``.
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError:
         return DecodeResult(None, "missing")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO blocks the reader for ever; a device never ends
+        return DecodeResult(None, "not a regular file")
+    size = st.st_size
     if size == 0:
         return DecodeResult(None, "empty file")
     try:

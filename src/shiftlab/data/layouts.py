@@ -16,8 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +28,7 @@ import pandas as pd
 from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError, UnknownNameError
-from shiftlab.progress import track
+from shiftlab.progress import info, track
 from shiftlab.registry import dataset_path, list_datasets
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -33,9 +36,14 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes as 64 hex digits (read in 1 MiB blocks); ``OSError`` if unreadable."""
+    """The sha256 of a file's bytes as 64 hex digits (read in 1 MiB blocks); ``OSError`` if unreadable or not a
+    regular file (a FIFO would block for ever and ``/dev/zero`` never ends)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    # O_NONBLOCK: opening a FIFO for reading must not wait for a writer before fstat can refuse it
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -53,20 +61,103 @@ def hash_files(paths: list[Path], *, progress: bool = True, what: str = "hashing
         return list(track(pool.map(one, paths), total=len(paths), description=what, disable=not progress))
 
 
-def _image_files(folder: Path) -> tuple[list[Path], int]:
-    """Image files under ``folder`` (recursive, sorted), and how many other files were ignored."""
-    files, ignored = [], 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if f.startswith("."):
+@dataclass
+class FolderScan:
+    """What a walk over image folders found: the image files (in walk order), how many other files it ignored,
+    and what it skipped and why. ``seen`` holds the (device, inode) of every folder visited, so one scan can
+    span several class folders and still visit each real folder once."""
+
+    files: list[Path] = field(default_factory=list)
+    ignored: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seen: set = field(default_factory=set)
+
+    def report(self, root) -> None:
+        """Say on stderr what was skipped (nothing when nothing was), and why."""
+        if self.skipped:
+            info(f"{root}: skipped " + "; ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+
+    def parameters(self) -> dict:
+        """What a manifest records about the scan: ``ignored_files``, and ``skipped`` (reason → count) when any."""
+        return {"ignored_files": self.ignored, **({"skipped": dict(sorted(self.skipped.items()))}
+                                                   if self.skipped else {})}
+
+
+#: the reasons a scan gives for what it skipped
+LINKED_AGAIN = "folder(s) reached again through a link (each real folder is read once)"
+NOT_REGULAR = "image name(s) that are not regular files (FIFO, device, broken link)"
+UNREADABLE = "unreadable folder(s)"
+
+
+def scan_image_files(folder: Path, scan: FolderScan | None = None, *, claimed: bool = False) -> FolderScan:
+    """Image files under ``folder``, recursively, in sorted pre-order (os.walk's top-down order). Links to
+    folders are followed, but each real folder (by device and inode) is read once per scan: a link loop or a
+    second link to the same folder adds nothing. Only regular files are kept; the rest is counted in
+    ``skipped`` by reason, other files (not images, hidden) in ``ignored``. Pass ``scan`` to continue one;
+    ``claimed``: ``folder`` is already in ``scan.seen`` (put there by the caller) and is read all the same."""
+    scan = scan if scan is not None else FolderScan()
+    stack = [Path(folder)]
+    while stack:
+        d = stack.pop()
+        try:
+            st = d.stat()
+            if (st.st_dev, st.st_ino) in scan.seen and not (claimed and d == Path(folder)):
+                scan.skipped[LINKED_AGAIN] += 1
                 continue
-            p = Path(dirpath) / f
-            if p.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(p)
+            scan.seen.add((st.st_dev, st.st_ino))
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            scan.skipped[UNREADABLE] += 1
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()  # follows links
+                is_file = not is_dir and e.is_file()  # a regular file (through links too)
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                subdirs.append(Path(e.path))
+            elif Path(e.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                scan.ignored += 1
+            elif is_file:
+                scan.files.append(Path(e.path))
             else:
-                ignored += 1
-    return files, ignored
+                scan.skipped[NOT_REGULAR] += 1
+        stack.extend(reversed(subdirs))
+    return scan
+
+
+def _dev_ino(p: Path) -> tuple[int, int]:
+    st = p.stat()
+    return st.st_dev, st.st_ino
+
+
+def scan_class_folders(root: Path, folders: list[Path]) -> tuple[FolderScan, list[list[Path]]]:
+    """The image files of each class folder under ``root`` (one list per folder, in order), in one scan.
+
+    Every class folder is claimed before any is read, so a link inside one class to another class's folder
+    (or to the root) adds nothing instead of giving that class's images a second label; a class folder that
+    is the same real folder as an earlier one is skipped. What was skipped is said on stderr."""
+    scan = FolderScan(ignored=_loose_files(root), seen={_dev_ino(root)})
+    first: dict[tuple[int, int], Path] = {}
+    for d in folders:
+        first.setdefault(_dev_ino(d), d)
+    scan.seen |= set(first)
+    per_folder = []
+    for d in folders:
+        if first[_dev_ino(d)] != d:
+            scan.skipped[LINKED_AGAIN] += 1
+            per_folder.append([])
+            continue
+        start = len(scan.files)
+        scan_image_files(d, scan, claimed=True)
+        per_folder.append(scan.files[start:])
+    scan.report(root)
+    return scan, per_folder
 
 
 def _loose_files(root: Path) -> int:
@@ -107,17 +198,14 @@ def read_imagefolder(root: str | os.PathLike, *, vocabulary: Vocabulary | None =
     if all(c.isdigit() for c in classes):  # "10" after "9", not after "1"
         classes.sort(key=int)
     vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(classes, name=f"{root.name}-classes")
-    rows, ignored = [], _loose_files(root)
-    for c in classes:
-        label = vocab.index_of(c)
-        files, n_ign = _image_files(root / c)
-        ignored += n_ign
-        rows += [(str(f.relative_to(root)), label) for f in files]
+    labels = [vocab.index_of(c) for c in classes]
+    scan, files = scan_class_folders(root, [root / c for c in classes])
+    rows = [(str(f.relative_to(root)), label) for label, fs in zip(labels, files) for f in fs]
     if not rows:
         raise InputError(f"{root}: the class folders hold no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     df = pd.DataFrame(rows, columns=["path", "label"])
     df.insert(0, "id", _ids_for(df["path"].tolist()))
-    return _finish(df, root, name or root.name, vocab, "imagefolder", progress, ignored_files=ignored)
+    return _finish(df, root, name or root.name, vocab, "imagefolder", progress, **scan.parameters())
 
 
 def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary | None = None,
@@ -135,18 +223,16 @@ def read_imagenetv2_folders(root: str | os.PathLike, *, vocabulary: Vocabulary |
         raise InputError(f"{root}: the imagenetv2 layout needs folders named 0 … 999 "
                          f"(found {not_num[0]!r}); use --layout imagefolder for named class folders")
     vocab = vocabulary or imagenet_1k()
-    rows, ignored = [], _loose_files(root)
-    for d in sorted(dirs, key=lambda d: int(d.name)):  # numeric order: folder "10" is class 10
-        label = int(d.name)
-        if label >= len(vocab):
+    dirs = sorted(dirs, key=lambda d: int(d.name))  # numeric order: folder "10" is class 10
+    for d in dirs:
+        if int(d.name) >= len(vocab):
             raise InputError(f"{root}: folder {d.name!r} is beyond the {len(vocab)} classes of {vocab.name}")
-        files, n_ign = _image_files(d)
-        ignored += n_ign
-        rows += [(str(f.relative_to(root)), label) for f in files]
+    scan, files = scan_class_folders(root, dirs)
+    rows = [(str(f.relative_to(root)), int(d.name)) for d, fs in zip(dirs, files) for f in fs]
     df = pd.DataFrame(rows, columns=["path", "label"])
     # released files are <sha1>.jpeg while revision JSONs list <sha1>: the stem is the id
     df.insert(0, "id", _ids_for(df["path"].tolist(), use_stem=True))
-    return _finish(df, root, name or root.name, vocab, "imagenetv2", progress, ignored_files=ignored)
+    return _finish(df, root, name or root.name, vocab, "imagenetv2", progress, **scan.parameters())
 
 
 def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
@@ -202,8 +288,9 @@ def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | Non
 def _index_files(root: Path) -> dict[str, str]:
     """name, stem and parent/stem of every image file under root → relative path."""
     idx: dict[str, str] = {}
-    files, _ = _image_files(root)
-    for f in files:
+    scan = scan_image_files(root)
+    scan.report(root)
+    for f in scan.files:
         rel = str(f.relative_to(root))
         for k in (f.name, f.stem, f"{f.parent.name}/{f.stem}", f"{f.parent.name}/{f.name}"):
             idx.setdefault(k, rel)
