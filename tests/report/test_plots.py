@@ -311,3 +311,25 @@ def test_sample_scatter_draws_every_part():
     fig.savefig(art / "accuracy-scatter.png", dpi=150, bbox_inches="tight")
     with Image.open(art / "accuracy-scatter.png") as im:
         assert im.format == "PNG" and im.width > 7 * 150 * 0.8  # a 7-inch figure at 150 dpi, tight box
+
+
+def test_outside_legend_covers_no_point_where_best_cannot_find_a_free_spot():
+    # points on a dense grid over the whole plot: no spot inside the axes is free for a legend
+    g = np.linspace(0.3, 0.9, 15)
+    xx, yy = np.meshgrid(g, g)
+    df = pd.DataFrame({"model": [f"m{i}" for i in range(xx.size)], "top1_id": xx.ravel(), "top1_ood": yy.ravel(),
+                       "family": np.array(["a", "b", "c", "d", "e", "f"])[np.arange(xx.size) % 6]})
+
+    def covered(fig) -> int:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+        pts = np.vstack([ax.transData.transform(p) for p in _points(ax).values()])
+        return int(((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)).sum())
+
+    assert covered(accuracy_scatter(df, group="family", label=None)) > 0  # "best" takes the least bad spot
+    fig = accuracy_scatter(df, group="family", label=None, legend_loc="outside", figsize=(9, 6))
+    assert covered(fig) == 0
+    ax = fig.axes[0]
+    assert ax.get_legend().get_window_extent().x0 > ax.get_window_extent().x1  # right of the axes, inside the figure
+    assert ax.get_legend().get_window_extent().x1 <= fig.bbox.x1 + 1

@@ -30,6 +30,8 @@ def robustness(
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for robustness.csv and the plot report "
                                                             "[default: <workspace>/reports/robustness-<id>-<ood>]."),
+    strict: bool = typer.Option(False, help="A fit that means little (under 3 reference models, a degenerate "
+                                            "spread) is an error instead of a warning."),
 ):
     """Effective robustness: fit the line of shifted vs in-distribution accuracy over a reference group."""
     import pandas as pd
@@ -38,7 +40,8 @@ def robustness(
 
     r = robustness_study(id_set, ood_set, models=split_specs(models) if models is not None else None,
                          results=results, types=types, reference=split_names(reference) if reference else None,
-                         baseline=baseline, scale=scale, n_boot=n_boot, seed=seed, workspace=ws())
+                         baseline=baseline, scale=scale, n_boot=n_boot, seed=seed, strict=strict,
+                         workspace=ws())
     er, fit = r.table, r.fit
     shown = er.sort_values("effective_robustness", ascending=False)
     right = ("id %", "shifted %", "predicted %", "eff. robustness (points) [95%]", "relative")
@@ -52,6 +55,9 @@ def robustness(
                   f"{100 * row.effective_robustness_high:+.2f}]",
                   "—" if row.relative_robustness != row.relative_robustness
                   else f"{100 * row.relative_robustness:+.2f}")
+    if r.warnings:  # under the rows, where the eye goes from the numbers it qualifies
+        t.caption = "\n".join(f"warning: {w}" for w in r.warnings)
+        t.caption_style, t.caption_justify = "bold yellow", "left"
     out.print(t)
     if len(shown) > 40:
         out.print(f"(first 40 of {len(shown)} models by effective robustness; all of them in the CSV)")

@@ -157,6 +157,7 @@ def accuracy_scatter(
     limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
     palette: Sequence[str] | Mapping | None = None,
     legend_loc: str = "best",
+    warning: str | None = None,
     figsize: tuple[float, float] = (7.0, 6.0),
 ) -> Figure:
     """Accuracy on one test set against another, one point per model, on logit axes.
@@ -200,7 +201,11 @@ def accuracy_scatter(
         margin, widened where needed so that the y = x line crosses the plot.
     palette : list of colours or dict group → colour, optional
     legend_loc : str, default="best"
-        A matplotlib legend location; "best" keeps it off the points and lines.
+        A matplotlib legend location; "best" looks for a free spot inside the axes but takes the least bad one
+        when there is none, so ``"outside"`` (right of the axes, widening the figure) never covers a point.
+    warning : str, optional
+        Shown above the axes in the warning colour, for a plot that should not be read at face value (e.g. a
+        line fitted on too few models).
     figsize : (float, float), default=(7, 6)
         Inches.
 
@@ -301,8 +306,13 @@ def accuracy_scatter(
             if g is not None:
                 handles.append((coll, plain_label(g)))
 
-        leg = ax.legend(handles=[h for h, _ in handles], labels=[t for _, t in handles], loc=legend_loc,
-                        handlelength=2.2, borderaxespad=0.6)
+        where = ({"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+                 if legend_loc == "outside" else {"loc": legend_loc, "borderaxespad": 0.6})
+        leg = ax.legend(handles=[h for h, _ in handles], labels=[t for _, t in handles], handlelength=2.2, **where)
+        if warning:
+            # above the axes (a figure title), where it covers nothing and is read before the points
+            fig.suptitle(f"warning: {plain_label(warning)}", x=0.01, ha="left", fontsize=9, color="#8a5a00",
+                         wrap=True)
         if note:
             ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
                     color="#8a5a00", parse_math=False, wrap=True, zorder=5)
