@@ -15,6 +15,10 @@ from shiftlab.errors import InputError
 
 # ------------------------------------------------------------------------------------------------ tables
 
+#: text cells up to this long without a space stay on one line (``Cell.word``); longer ones may wrap
+WORD_MAX = 40
+
+
 @dataclass
 class Cell:
     """One table cell: its display ``text``, an ``interval`` (``"[lo, hi]"``) shown smaller after it, and whether it
@@ -27,9 +31,15 @@ class Cell:
     best: bool = False
 
     @property
+    def word(self) -> bool:
+        """A short text without spaces (a model name, an id): kept on one line, as a browser would otherwise break
+        ``cnn-medium-s0`` at its hyphens to squeeze a wide table."""
+        return not self.num and 0 < len(self.text) <= WORD_MAX and not any(ch.isspace() for ch in self.text)
+
+    @property
     def classes(self) -> str:
-        """The cell's CSS classes: ``num`` and/or ``best``, space-separated (empty when neither)."""
-        return " ".join(c for c, on in (("num", self.num), ("best", self.best)) if on)
+        """The cell's CSS classes: ``num``, ``best`` and ``word``, space-separated (empty when none)."""
+        return " ".join(c for c, on in (("num", self.num), ("best", self.best), ("word", self.word)) if on)
 
 
 @dataclass
