@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# a torch + torchvision pair that imports together here (the CPU-only 2.13.0 wheel cannot import the
 	# registry's torchvision, which torchattacks, the attacks' peer check, needs); a range in pyproject keeps
-	# users' own CUDA builds
+
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch>=2.1,<3"
-	$(BIN)/pip install --quiet -e ".[dev,onnx]"
+	# zoo: timm (and torchvision) for the torchvision:/timm:/madry: model specs and their tests
+	$(BIN)/pip install --quiet -e ".[dev,onnx,zoo]"
 	touch $(STAMP)
 
 venv: $(STAMP)
