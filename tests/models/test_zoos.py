@@ -226,3 +226,15 @@ def test_madry_bad_files(tmp_path):
         load_model(f"madry:resnet18:{junk}")
     with pytest.raises(InputError, match="expected madry:ARCH:PATH"):
         load_model("madry:resnet18")
+
+
+def test_timm_missing_weights_offline_is_one_line(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ShiftlabError) as e:
+        load_model("timm:resnet18?pretrained=true")
+    msg = str(e.value)
+    assert "\n" not in msg and "timm:resnet18" in msg and "Hugging Face hub cache" in msg
