@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli import datasets, evaluate, imagenetv2, mistakes, models, review, robustness, world
+from shiftlab.cli import datasets, evaluate, imagenetv2, mistakes, models, review, robustness, spurious, world
 from shiftlab.cli.common import out, state
 from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.progress import set_quiet
@@ -69,7 +69,7 @@ def _creates_workspace(ctx: typer.Context) -> bool:
     return bool(words) and f"{sub} {words[0]}" in _CREATE_WORKSPACE
 
 
-for _module in (evaluate, datasets, models, world, imagenetv2, robustness, review, mistakes):
+for _module in (evaluate, datasets, models, world, imagenetv2, robustness, review, mistakes, spurious):
     _module.register(app)
 
 
