@@ -54,7 +54,7 @@ def main() -> None:
     t = time.perf_counter()
     for i in range(k):
         c = pca.z(feats[i:i + 1])[0] - pca.mean
-        np.array([float(c @ v[:, l]) * vsum[l] for l in range(d)], np.float32)
+        np.array([float(c @ v[:, j]) * vsum[j] for j in range(d)], np.float32)
     t_loop = (time.perf_counter() - t) * n / k
 
     err = np.abs(alpha.astype(np.float64).sum(1) + pca.mean.sum() + pca.bias - pca.logit(feats))

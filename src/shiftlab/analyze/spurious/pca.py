@@ -132,4 +132,4 @@ def top_images(alpha: np.ndarray, m: int) -> np.ndarray:
     m = min(m, n)
     # lexsort's last key is primary: −α descending, then the index ascending
     idx = np.arange(n)
-    return np.stack([np.lexsort((idx, -alpha[:, l]))[:m] for l in range(alpha.shape[1])])
+    return np.stack([np.lexsort((idx, -alpha[:, c]))[:m] for c in range(alpha.shape[1])])
