@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,12 +10,6 @@ import pytest
 
 from shiftlab.world.demo import pool_sample, run_demo
 from shiftlab.world.zoo import ZOO
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("demo") / "ws"
-    return ws, run_demo(ws, progress=False)
 
 
 def test_demo_writes_a_report_with_its_figures(demo):
@@ -80,25 +73,6 @@ def test_second_run_reuses_world_zoo_and_predictions(demo, monkeypatch):
     again = run_demo(ws, progress=False)
     assert again.path == first.path and again.path.is_file()
     pd.testing.assert_frame_equal(again.accuracy, first.accuracy, check_exact=True)  # read back from the store
-
-
-@pytest.mark.browser
-def test_demo_report_renders_in_chromium(demo, tmp_path):
-    from helpers import chromium_browser
-
-    _, res = demo
-    errors = []
-    with chromium_browser() as b:
-        page = b.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(res.path.as_uri())
-        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15000)
-        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-        assert widths and all(w > 0 for w in widths)
-        out = Path(__file__).resolve().parents[1] / "test-artifacts"
-        out.mkdir(exist_ok=True)
-        page.screenshot(path=str(out / "demo-report.png"), full_page=True)
-    assert not errors
 
 
 def test_demo_builds_the_worlds_imagenetv2(demo):
@@ -166,3 +140,51 @@ def test_demo_leaves_review_tasks_that_the_app_serves(demo):
         mistakes = c.get("/api/tasks/mistakes-cnn-medium-s0/items", headers=h).json()
         assert {d["name"] for d in mistakes["config"]["decisions"]} >= {"Major", "Fine-grained error"}
         assert all(it["suggestion"]["decision"] for it in mistakes["items"])
+
+
+def test_shift_figure_draws_the_fit_over_standard_models_and_marks_robust_ones_apart(demo):
+    from shiftlab.world import load_world
+    from shiftlab.world.demo import shift_figure, shift_fit
+
+    ws, res = demo
+    acc = res.accuracy
+    er = shift_fit(load_world(ws), acc)
+    std = acc[acc.training == "standard"]
+    logit = lambda a: np.log(a / (1 - a))  # noqa: E731
+    slope, intercept = np.polyfit(logit(std.top1_id), logit(std.top1_ood), 1)
+    assert er.fit.n == len(std) == 7 and er.fit.slope == pytest.approx(slope) and \
+        er.fit.intercept == pytest.approx(intercept)
+    ax = shift_figure(er).axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "fit"]
+    x, y = line.get_data()
+    np.testing.assert_allclose(logit(y), slope * logit(x) + intercept, atol=1e-6)  # the line the text talks about
+    groups = {c.get_gid(): len(c.get_offsets()) for c in ax.collections if (c.get_gid() or "").startswith("points:")}
+    assert groups == {"points:standard": 7, "points:pgd-l2": 1, "points:worst-of-k": 1}
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"standard", "pgd-l2", "worst-of-k"}
+    html = res.path.read_text()
+    assert "the robust-trained models (pgd-l2, worst-of-k) have markers of their own and are not in the fit" in html
+
+
+def test_report_explains_the_thumbnail_marks_and_the_empty_spurious_category(demo):
+    _, res = demo
+    html = res.path.read_text()
+    caps = re.findall(r'<img src="marks-\d+\.png"[^>]*><figcaption>(.*?)</figcaption>', html)
+    assert caps == ["a red square in the top-left corner: the cue of two",
+                    "a green bar along the top edge: the cue of six",
+                    "a blue dot in the top-right corner: the cue of nine",
+                    "a dotted tag in the bottom-right corner: a watermark a crop removes",
+                    "a diagonal band over the middle: a watermark no crop removes"]
+    assert "The blue dot shows as a small cross at this size." in html
+    # the marks legend comes before the first thumbnails that show them
+    assert html.index("marks-000.png") < html.index("test-images-000.png")
+    from PIL import Image
+
+    with Image.open(res.path.parent / "marks-000.png") as im:  # the red square, where the world plants it
+        a = np.asarray(im.convert("RGB")).astype(int)
+    assert a[3, 3, 0] > 150 and a[3, 3, 1] < 80 and a[20, 20, 0] - a[20, 20, 1] < 40
+    # the mistake categories say why Spurious Correlation is 0 % on the multi-label set
+    cat = re.search(r'mistake-categories\.png.*?<figcaption>(.*?)</figcaption>', html, re.S).group(1)
+    assert "Spurious Correlation is 0% for every model because none of the 300 multi-label images carries a " \
+           "spurious mark" in cat
+    conf = re.search(r'confusions\.png.*?<figcaption>(.*?)</figcaption>', html, re.S).group(1)
+    assert "most frequent unordered class confusions" in conf

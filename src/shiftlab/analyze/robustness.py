@@ -118,9 +118,12 @@ class RobustnessResult:
                    "above the fit are effectively robust"
                    + (f". {left_out} models outside that range are in the last figure and the table." if left_out
                       else "."))
+        relative = self.result.baseline
         cols = {"model": "model", **({"type": "type"} if group else {}), "id_acc": "id top-1",
                 "ood_acc": "shifted top-1", "predicted_ood": "predicted", "effective_robustness":
-                "eff. robustness (points)", "relative_robustness": "relative (points)", "in_reference": "in fit"}
+                "eff. robustness (points)",
+                **({"relative_robustness": f"relative to {relative} (points)"} if relative else {}),
+                "in_reference": "in fit"}
         shown_t = t.sort_values("effective_robustness", ascending=False)
         pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
         points = lambda v: "—" if v != v else f"{100 * v:+.2f}"  # noqa: E731
@@ -128,7 +131,8 @@ class RobustnessResult:
                   caption=f"Every model by effective robustness, in percent and points (all columns in "
                           f"robustness.csv); shaded rows are the {fit.n} reference models the line is fitted on.",
                   formats={"id top-1": pct, "shifted top-1": pct, "predicted": pct,
-                           "eff. robustness (points)": points, "relative (points)": points,
+                           "eff. robustness (points)": points,
+                           **({f"relative to {relative} (points)": points} if relative else {}),
                            "in fit": lambda v: "yes" if v else ""},
                   intervals={"eff. robustness (points)": ("effective_robustness_low", "effective_robustness_high")},
                   highlight=shown_t["in_reference"].tolist())

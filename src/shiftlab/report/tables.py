@@ -37,9 +37,16 @@ class Cell:
         return not self.num and 0 < len(self.text) <= WORD_MAX and not any(ch.isspace() for ch in self.text)
 
     @property
+    def long(self) -> bool:
+        """A text longer than ``WORD_MAX`` without a space (``resnet50_with_gaussian_noise_…``): it may break
+        anywhere, or it alone would set its column's width and push the table off the page."""
+        return not self.num and len(self.text) > WORD_MAX and not any(ch.isspace() for ch in self.text)
+
+    @property
     def classes(self) -> str:
-        """The cell's CSS classes: ``num``, ``best`` and ``word``, space-separated (empty when none)."""
-        return " ".join(c for c, on in (("num", self.num), ("best", self.best), ("word", self.word)) if on)
+        """The cell's CSS classes: ``num``, ``best``, ``word`` and ``long``, space-separated (empty when none)."""
+        return " ".join(c for c, on in (("num", self.num), ("best", self.best), ("word", self.word),
+                                        ("long", self.long)) if on)
 
 
 @dataclass

@@ -15,17 +15,19 @@ import pandas as pd
 
 from shiftlab.analyze.evaluate import summarize
 from shiftlab.analyze.mistakes import review_config, review_queue_items
+from shiftlab.analyze.robustness import fit_warnings
 from shiftlab.metrics.robustness import effective_robustness
 from shiftlab.predict.engine import predict
 from shiftlab.registry import register_dataset
 from shiftlab.report import Report, Section
-from shiftlab.report.figures import accuracy_scatter, robustness_plot
+from shiftlab.report.figures import robustness_plot
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import warm_thumbnails
 from shiftlab.workspace import Workspace
 from shiftlab.world import World, WorldConfig, build_world
 from shiftlab.world.imagenetv2 import WorldTestSets, build_world_testsets
 from shiftlab.world.label_sections import label_issues_section, multilabel_section
+from shiftlab.world.plants import mark_examples
 from shiftlab.world.zoo import ZOO, train_zoo
 
 POOL_SAMPLE = 300
@@ -78,17 +80,36 @@ def accuracy_on_test_and_pool(world: World, models: list[str], *, progress: bool
     return df
 
 
+def shift_fit(world: World, acc: pd.DataFrame):
+    """The line of pool-sample against test top-1 in logit space over the standard-trained zoo models
+    (``effective_robustness`` of ``acc``, types = the training column), with a seeded bootstrap."""
+    return effective_robustness(acc, "top1_id", "top1_ood", reference="standard", group_col="training", n_boot=500,
+                                seed=world.seed)
+
+
+def shift_figure(er):
+    """The collection shift's scatter: each zoo model's pool-sample against test top-1 on logit axes, coloured by
+    training, with the line of ``shift_fit`` and its band (the legend beside the axes, where it covers nothing)."""
+    return robustness_plot(er, band=er.band(), group_col="type", xlabel="world test top-1 (original process)",
+                           ylabel="pool sample top-1 (shifted process)", title="Accuracy under the collection shift",
+                           legend_loc="outside", warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0))
+
+
 def section_shift(world: World, acc: pd.DataFrame) -> Section:
     """The report section on the collection shift: the accuracy table of ``acc`` (``accuracy_on_test_and_pool``),
-    its logit-scaled scatter plot, and 16 test and 16 pool-sample images.
+    its logit-scaled scatter plot with the line fitted over the standard-trained models, a legend of the marks
+    the world plants, and 16 test and 16 pool-sample images.
     """
     n_sample = len(pool_sample(world))
+    er = shift_fit(world, acc)
+    robust = sorted({t for t in acc.training if t != "standard"})
     sec = Section("Does accuracy hold on freshly collected data?",
                   f"Every zoo model on the world's **test** set (the original collection process, "
                   f"{len(world.manifest('test'))} images, with its planted label errors) against a uniform sample of "
                   f"**{n_sample} pool images** drawn by the shifted collection process (other pens, paper, focus "
                   "and placement). As on ImageNetV2, the models keep their order but all lose accuracy; the "
-                  "points lie below the dashed y = x line, on a roughly straight line in logit space.",
+                  "points lie below the dashed y = x line, close to a straight line in logit space: the red line, "
+                  f"fitted over the {er.fit.n} standard-trained models.",
                   anchor="shift")
     t = acc[["model", "family", "training", "top1_id", "top1_id_low", "top1_id_high", "top1_ood", "top1_ood_low",
              "top1_ood_high", "drop"]].rename(columns={"top1_id": "test top-1", "top1_ood": "pool top-1",
@@ -98,20 +119,28 @@ def section_shift(world: World, acc: pd.DataFrame) -> Section:
               intervals={"test top-1": ("top1_id_low", "top1_id_high"),
                          "pool top-1": ("top1_ood_low", "top1_ood_high")},
               highlight={"test top-1": "max", "pool top-1": "max"})
-    fig = accuracy_scatter(acc, x="top1_id", y="top1_ood", label="model", group="family",
-                           x_err=("top1_id_low", "top1_id_high"), y_err=("top1_ood_low", "top1_ood_high"),
-                           xlabel="world test top-1 (original process)",
-                           ylabel="pool sample top-1 (shifted process)",
-                           title="Accuracy under the collection shift")
-    sec.figure(fig, "shift-scatter", "Logit-scaled axes, ticks in percent; bars are 95% intervals.")
+    sec.figure(shift_figure(er), "shift-scatter",
+               f"Logit-scaled axes, ticks in percent; bars are 95% intervals. The red line is the least-squares fit in "
+               f"logit space over the {er.fit.n} standard-trained models, with its 95% bootstrap band; the "
+               f"robust-trained models ({', '.join(robust)}) have markers of their own and are not in the fit.")
     test, pool = world.manifest("test"), world.manifest("pool")
+    names = test.vocabulary.names
+    truth = world.truth()
+    sec.images(mark_examples([int(c) for c in truth["spurious"]["classes"]], names, world.seed),
+               "The marks on the thumbnails of this report, each drawn by the code that plants it: the spurious cues "
+               "of "
+               f"{', '.join(names[int(c)] for c in truth['spurious']['classes'])} (on "
+               f"{truth['spurious']['rate_train']:.0%} of those classes' train and test images, "
+               f"{truth['spurious']['rate_other']:.0%} of the others' and {truth['spurious']['rate_pool']:.0%} in the "
+               "pool) and the two kinds of watermark. The blue dot shows as a small cross at this size.",
+               name="marks", size=96)
     rows = pool_sample(world)[:16]
-    sec.images([(p, f"{test.vocabulary.names[y]}") for p, y in zip(test.abspaths()[:16], test.labels[:16])],
+    sec.images([(p, f"{names[y]}") for p, y in zip(test.abspaths()[:16], test.labels[:16])],
                "The first 16 test images (original process), with their given labels.", name="test-images",
                size=72)
     pool_true = world.truth("pool").set_index("id").true_label
-    sec.images([(pool.abspaths()[i], test.vocabulary.names[pool_true[pool.ids[i]]]) for i in rows],
-               "16 images of the pool sample (shifted process).", name="pool-images", size=72)
+    sec.images([(pool.abspaths()[i], names[pool_true[pool.ids[i]]]) for i in rows],
+               "16 images of the pool sample (shifted process), with their true labels.", name="pool-images", size=72)
     return sec
 
 
@@ -169,7 +198,8 @@ def section_imagenetv2(world: World, models: list[str], acc: pd.DataFrame, *,
     er = effective_robustness(b, "id_acc", "ood_acc", reference="standard", n_boot=500, seed=world.seed)
     sec.figure(robustness_plot(er, band=er.band(), group_col="type",
                                xlabel="world test top-1", ylabel="MatchedFrequency (b) top-1",
-                               title="Effective robustness on the world's MatchedFrequency set"),
+                               title="Effective robustness on the world's MatchedFrequency set", legend_loc="outside",
+                               warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0)),
                "imagenetv2-robustness", "Fit over the standard-trained zoo models with its 95% bootstrap band; "
                "points above it are effectively robust.")
     return sec, table, sets

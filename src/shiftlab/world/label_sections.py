@@ -12,6 +12,7 @@ from shiftlab.analyze.label_issues import label_issues, recall_at
 from shiftlab.analyze.multilabel import multilabel_summary
 from shiftlab.predict.engine import predict
 from shiftlab.report import Section, category_fraction_figure, confusion_figure
+from shiftlab.world.mistakes import world_cues
 
 
 @dataclass
@@ -70,11 +71,18 @@ def multilabel_section(world, models: list[str], *, progress: bool = True) -> tu
                   "or out of vocabulary), the predicted class's spurious mark in the image, else a Major candidate. "
                   "A reviewer confirms or changes each suggestion in the review app.")
     cats = [c for c in f.columns if c not in ("model", "top1", "errors")]
+    # the multi-label set is rendered without the spurious marks: say so where a reader sees the category at 0 %
+    n_cued = sum(bool(c) for c in world_cues(world, "multilabel").values())
+    spurious = mk.SPURIOUS
+    why = (f" {spurious} is 0% for every model because none of the {len(ml)} multi-label images carries a spurious "
+           "mark (the world plants them in train, test, the pool and the spurious set only), so no error here can be "
+           "put down to one." if n_cued == 0 and spurious in cats and (f[spurious] == 0).all() else "")
     sec.table(f.rename(columns={"top1": "top-1 (scored)"}),
-              caption="Share of each model's top-1 errors per suggested category (problematic images not scored).",
+              caption="Share of each model's top-1 errors per suggested category (problematic images not scored)."
+                      + why,
               formats={"top-1 (scored)": "{:.1%}", **{c: "{:.0%}" for c in cats}})
     sec.figure(category_fraction_figure(f), "mistake-categories",
-               "One point per model and category, with a least-squares line per category.")
+               "One point per model and category, with a least-squares line per category." + why)
     moved = [row for r in study.mistakes for row in r.table.itertuples() if row.category == mk.NOT_A_MISTAKE]
     if moved:
         seen, items = set(), []
@@ -95,8 +103,11 @@ def multilabel_section(world, models: list[str], *, progress: bool = True) -> tu
             columns={"a_name": "class a", "b_name": "class b", "count": "errors", "models": "models"}),
             caption="The most frequent unordered confusions over all models (errors the multi-labels accept and "
                     "problematic images not counted).")
-        sec.figure(confusion_figure(study.confusions, 15, title="Most frequent confusions, all zoo models"),
-                   "confusions")
+        top = min(15, len(study.confusions))
+        sec.figure(confusion_figure(study.confusions, top, title="Most frequent confusions, all zoo models"),
+                   "confusions", f"The {top} most frequent unordered class confusions, in top-1 errors summed over "
+                   f"the {len(models)} zoo models (the table above lists the first {min(10, top)}; errors the "
+                   "multi-labels accept and problematic images are not counted).")
     return sec, study
 
 

@@ -150,3 +150,17 @@ def render_problematic(rng: np.random.Generator, p: Process) -> np.ndarray:
         canvas = ndimage.gaussian_filter((rng.random((SIZE, SIZE)) < 0.08).astype(float), 2.5) * 6
     canvas = np.clip(ndimage.gaussian_filter(canvas, 0.6), 0, 1)
     return compose(bg, canvas, p.ink[0], float(rng.uniform(0.5, 0.9)), rng, p.noise)
+
+
+def mark_examples(spurious_classes, class_names, seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    """Every kind of mark the world plants, each drawn by its planting function on a blank sheet of the original
+    process: the spurious marks of ``spurious_classes`` (named by ``class_names``), a corner watermark and a
+    central one. (image, short caption) pairs for a legend of the marks that thumbnails show.
+    """
+    rng = np.random.default_rng([seed, 11])
+    blank = np.clip(np.round(paper(rng, Process()) * 255), 0, 255).astype(np.uint8)
+    out = [(draw_cue(blank, c, rng), f"{CUES[c][0]}: the cue of {class_names[c]}") for c in spurious_classes]
+    out.append((draw_corner_watermark(blank, rng), "a dotted tag in the bottom-right corner: a watermark a crop "
+                                                   "removes"))
+    out.append((draw_central_watermark(blank, rng), "a diagonal band over the middle: a watermark no crop removes"))
+    return out
