@@ -84,3 +84,51 @@ def test_pgd_linf_matches_torchattacks_pgd_without_random_start():
     ours = pgd_linf(net, x, y, eps=8 / 255, steps=5, step_size=2 / 255)
     # torchattacks averages the loss over the batch, we sum: the sign of the gradient is the same
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_apgd_l2_maximize_stays_in_the_ball_and_reaches_a_linear_optimum():
+    from shiftlab.models.attacks import apgd_l2_maximize
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 3, 8, 8, generator=g)
+    center = torch.full((6, 3, 8, 8), 0.5)
+
+    def linear(x):
+        return (a * x).flatten(1).sum(1)
+
+    eps = 0.5  # no pixel can move by more than 0.5, so the box never binds: the optimum is c + ε a/‖a‖
+    x, best = apgd_l2_maximize(linear, center, eps=eps, steps=50, generator=torch.Generator().manual_seed(1))
+    assert ((x - center).flatten(1).norm(dim=1) <= eps + 1e-6).all() and x.min() >= 0 and x.max() <= 1
+    optimum = linear(center) + eps * a.flatten(1).norm(dim=1)
+    gain, best_gain = best - linear(center), optimum - linear(center)
+    assert (gain >= 0.999 * best_gain).all()
+    torch.testing.assert_close(best, linear(x))  # the value returned is that of the point returned
+    # a fixed seed gives identical outputs; another seed another start
+    x2, _ = apgd_l2_maximize(linear, center, eps=eps, steps=50, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x, x2)
+
+
+def test_apgd_l2_maximize_of_the_loss_matches_torchattacks_apgd():
+    """With the cross-entropy as objective, the robust accuracy it leaves is within 2 points of torchattacks'
+    APGD-L2 (the same algorithm, written independently)."""
+    torchattacks = pytest.importorskip("torchattacks")
+    from shiftlab.models.attacks import apgd_l2_maximize
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(),
+                              torch.nn.Linear(32, 5)).eval()
+    x = torch.rand(300, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y = net(x).argmax(1)  # all correct before the attack
+    eps = 2.0  # leaves ≈ 27 % of the 300 points correct: something to compare
+    theirs = torchattacks.APGD(net, norm="L2", eps=eps, steps=50, n_restarts=1, seed=0, loss="ce")(x, y)
+
+    def ce(z):
+        return torch.nn.functional.cross_entropy(net(z), y, reduction="none")
+
+    ours, _ = apgd_l2_maximize(ce, x, eps=eps, steps=50, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        acc_theirs = (net(theirs).argmax(1) == y).float().mean().item()
+        acc_ours = (net(ours).argmax(1) == y).float().mean().item()
+    assert 0.05 < acc_theirs < 0.95, acc_theirs  # the radius leaves something to compare
+    assert abs(acc_ours - acc_theirs) <= 0.02, (acc_ours, acc_theirs)
