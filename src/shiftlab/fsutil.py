@@ -98,13 +98,47 @@ def parse_json(text: str | bytes, where: str, *, allow_nan: bool = False):
         raise InputError(f"{where}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
 
 
-def read_json(path: str | os.PathLike, *, allow_nan: bool = False):
-    """The JSON file at ``path`` (UTF-8), parsed as ``parse_json`` does; ``InputError`` when it cannot be read."""
+def read_json(path: str | os.PathLike, *, what: str | None = None, allow_nan: bool = False):
+    """The JSON file at ``path`` (UTF-8), parsed as ``parse_json`` does; ``InputError`` when it cannot be read.
+    ``what`` (e.g. "not an ImageNetV2 revision file") follows the path in every error."""
     p = Path(path)
+    where = f"{p}: {what}" if what else str(p)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
+        raise InputError(f"{where}: no such file") from None
     except OSError as e:
-        raise InputError(f"{p}: cannot read it ({e.strerror or e})") from None
-    return parse_json(data, str(p), allow_nan=allow_nan)
+        raise InputError(f"{where}: cannot read it ({e.strerror or e})") from None
+    return parse_json(data, where, allow_nan=allow_nan)
+
+
+def backup_file(path: str | os.PathLike) -> Path | None:
+    """Keep the file at ``path`` as ``<name>.<UTC time>.bak`` beside it before it is replaced; returns the backup
+    (None when there is no file). A hard link where the file system allows (instant, no copy), else a copy;
+    the ``.bak`` suffix keeps it out of every ``*.json`` / ``*.parquet`` listing."""
+    import shutil
+    from datetime import datetime, timezone
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    dest, n = p.with_name(f"{p.name}.{stamp}.bak"), 1
+    while dest.exists():  # two replacements within one second
+        dest, n = p.with_name(f"{p.name}.{stamp}-{n}.bak"), n + 1
+    try:
+        os.link(p, dest)
+    except OSError:
+        shutil.copy2(p, dest)
+    return dest
+
+
+def replace_bytes(path: str | os.PathLike, data: bytes) -> Path | None:
+    """Write ``data`` to ``path`` atomically, keeping a different existing file as a dated backup first
+    (``backup_file``); returns the backup, or None when nothing was there or its bytes were the same."""
+    p = Path(path)
+    kept = None
+    if p.is_file() and p.read_bytes() != data:
+        kept = backup_file(p)
+    atomic_write_bytes(p, data)
+    return kept

@@ -10,6 +10,7 @@ import pandas as pd
 from shiftlab.data.layouts import read_dataset
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
+from shiftlab.fsutil import atomic_write_bytes
 from shiftlab.metrics.accuracy import accuracy_summary, per_class_accuracy
 from shiftlab.predict.engine import ModelPredictions, predict
 
@@ -45,13 +46,22 @@ class EvalResult:
         return pd.DataFrame(sorted(rows), columns=["id", "reason"])
 
     def write(self, out: str | Path) -> tuple[Path, Path]:
-        """Write ``out`` as CSV (RESULT_COLUMNS) and the same table beside it as Parquet."""
+        """Write ``out`` as CSV (RESULT_COLUMNS) and the same table beside it as Parquet, each atomically; both
+        are encoded before either is written, and ``InputError`` is raised before writing when either path is a
+        folder (a half-written pair never results)."""
+        import io
+
         out = Path(out)
+        pq = out.with_suffix(".parquet")
+        for p in (out, pq):
+            if p.is_dir():
+                raise InputError(f"{p} is a folder; give a file path for the results")
         out.parent.mkdir(parents=True, exist_ok=True)
         t = self.table[RESULT_COLUMNS]
-        t.to_csv(out, index=False)
-        pq = out.with_suffix(".parquet")
-        t.to_parquet(pq, index=False)
+        buf = io.BytesIO()
+        t.to_parquet(buf, index=False)
+        atomic_write_bytes(out, t.to_csv(index=False).encode())
+        atomic_write_bytes(pq, buf.getvalue())
         return out, pq
 
 

@@ -79,3 +79,27 @@ def pick(new, old, name: str, old_name: str):
     if new is not None and old is not None:
         raise InputError(f"give {name} or its old spelling {old_name}, not both")
     return new if new is not None else old
+
+
+def check_out_folder(folder: Path, option: str) -> Path:
+    """An output folder, checked before any work: it is a folder or can be made one (nothing on its way is a
+    file). ``InputError`` otherwise, naming ``option``."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError(f"{option} {folder}: {p} is a file, not a folder")
+            break
+    return folder
+
+
+def check_out_file(path: Path, option: str, *twins: Path) -> Path:
+    """An output file (and the ``twins`` written beside it), checked before any work: none of them is a folder,
+    and its folder exists or can be made. ``InputError`` otherwise, naming ``option``."""
+    path = Path(path)
+    for p in (path, *twins):
+        if p.is_dir():
+            what = "" if p == path else f" (written beside it: {p.name})"
+            raise InputError(f"{option} {path}: {p} is a folder{what}; give a file path")
+    check_out_folder(path.parent, option)
+    return path

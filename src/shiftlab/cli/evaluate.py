@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import out, pct, split_specs, table, vocabulary, ws
+from shiftlab.cli.common import check_out_file, out, pct, split_specs, table, vocabulary, ws
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,9 @@ def eval_cmd(
     from shiftlab.data.recipes import recipe_overrides
 
     overrides = recipe_overrides(recipe, resize=resize, crop=crop, interpolation=interpolation, mean=mean, std=std)
+    if out_file is not None:  # before the work: a folder in the way would fail after the evaluation
+        check_out_file(out_file, "--out", out_file.with_suffix(".parquet"),
+                       *([_labels_file(out_file)] if labels else []))
     res = evaluate(dataset, split_specs(models), workspace=ws(), layout=layout, root=str(root) if root else None,
                    vocabulary=vocabulary(vocab), device=device, batch_size=batch_size,
                    recipe_overrides=overrides, workers=workers)
@@ -69,6 +72,7 @@ def _label_metrics(res, labels: list[str], allow_missing_classes: bool, out_file
 
     from shiftlab.analyze.multilabel import multilabel_summary
     from shiftlab.data.labelfiles import apply_label_sources
+    from shiftlab.fsutil import atomic_write_bytes
 
     m = apply_label_sources(res.manifest, labels)
     df = multilabel_summary(m, res.predictions, allow_missing_classes=allow_missing_classes)
@@ -95,6 +99,11 @@ def _label_metrics(res, labels: list[str], allow_missing_classes: bool, out_file
         out.print(f"ReaL: {int(first.real_kept):,} images kept, {int(first.real_dropped):,} with an empty label "
                   "set dropped")
     if out_file is not None:
-        f = Path(out_file).with_name(Path(out_file).stem + "-labels.csv")
-        df.to_csv(f, index=False)
+        f = _labels_file(out_file)
+        atomic_write_bytes(f, df.to_csv(index=False).encode())
         out.print(f"wrote {f}")
+
+
+def _labels_file(out_file: Path) -> Path:
+    """Where ``eval --labels --out X.csv`` writes the extra-label table: ``X-labels.csv`` beside it."""
+    return Path(out_file).with_name(Path(out_file).stem + "-labels.csv")

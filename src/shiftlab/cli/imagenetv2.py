@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import out, pick, split_names, table, vocabulary, ws
+from shiftlab.cli.common import check_out_folder, out, pick, split_names, table, vocabulary, ws
 from shiftlab.errors import InputError
 
 
@@ -69,12 +69,21 @@ def hits_import(
                                                "and registers it again."),
     min_worker_accuracy: float | None = typer.Option(None, help="Drop workers below this control accuracy."),
     out_dir: Path | None = typer.Option(None, "--out", help="[default: the batch's folder]"),
+    replace: bool = typer.Option(False, "--replace", help="Replace the votes already imported into the folder "
+                                                          "instead of merging (old files kept as dated .bak)."),
 ):
-    """Selection frequency and valid annotations per (image, class), and workers' control accuracy."""
+    """Selection frequency and valid annotations per (image, class), and workers' control accuracy.
+
+    Votes imported before into the same folder are kept: this file's assignments are merged in by AssignmentId."""
     from shiftlab.curate.votes import import_hits
 
+    if out_dir is not None:
+        check_out_folder(out_dir, "--out")
     r = import_hits(results, batch, pool=pool, min_worker_accuracy=min_worker_accuracy, out_dir=out_dir,
-                    workspace=ws())
+                    workspace=ws(), replace=replace)
+    if r.n_earlier or r.n_updated:
+        out.print(f"merged with {r.n_earlier + r.n_updated} assignment(s) imported before into "
+                  f"{r.written[0].parent} ({r.n_updated} replaced by this file's rows of the same AssignmentId)")
     s = r.votes.summary()
     out.print(f"{s['assignments']} assignments ({s['rejected_assignments']} rejected, {s['dropped_workers']} "
               f"workers dropped) → {s['candidate_pairs']} candidate (image, class) pairs, ≥ "
@@ -106,6 +115,8 @@ def dedup(
                                              "(split) or over all sets together as ImageNetV2 did (pooled)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N] (SSIM and embeddings)."),
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/dedup/<query>]"),
+    force: bool = typer.Option(False, "--force", help="Without --out: replace the result already in the default "
+                                                      "folder (its files are kept as dated .bak backups)."),
 ):
     """Near-duplicates of a candidate pool (ImageNetV2 S1.3/S1.4): neighbours, review queue, resolution."""
     from shiftlab.curate.dedup import parse_thresholds, read_review_csv
@@ -116,11 +127,17 @@ def dedup(
     model = pick(feature_model, embed_model, "--feature-model", "--embed-model")
     review_table = read_review_csv(reviews) if reviews else None
     q = read_dataset(query, workspace=ws())
+    folder = out_dir or ws().root / "dedup" / q.name
+    check_out_folder(folder, "--out")
+    if out_dir is None and not force and any((folder / f).exists() for f in ("neighbours.parquet", "queue.csv")):
+        # checked before the search: the default folder may hold a reviewed result (a demo's, a colleague's)
+        raise InputError(f"{folder} already holds a dedup result; give --out DIR for a new one, or --force to "
+                         "replace it (the old files are kept as dated .bak backups)")
     refs = {name: read_dataset(name, workspace=ws()) for name in split_names(reference)}
     r = dedup_pool(q, refs, split_names(metrics), k, review_k=review_k, thresholds=thresholds or None,
                    quantile=quantile, reviews=review_table, window=window, feature_model=model, size=size,
                    workspace=ws(), device=device)
-    written = r.write(out_dir or ws().root / "dedup" / q.name)
+    written = r.write(folder)
     t = table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
               ["metric", "threshold", "queue rows", "candidates queued"],
               right=("threshold", "queue rows", "candidates queued"))

@@ -38,11 +38,13 @@ def review_task_duplicates(
     dedup_dir: Path = typer.Option(..., "--dedup", help="Folder written by 'shiftlab dedup' (queue.csv, neighbours)."),
     query: str | None = typer.Option(None, help="Dataset the queue was built from [default: the folder's name]."),
     name: str | None = typer.Option(None, help="Task name [default: duplicates-<query>]."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a different task of the same name (the old "
+                                                          "file is kept as a dated .bak)."),
 ):
     """The near-duplicate review queue: a query beside its flagged neighbours."""
     from shiftlab.review.tasks import duplicates_task
 
-    t = duplicates_task(dedup_dir, query=query, name=name, workspace=ws())
+    t = duplicates_task(dedup_dir, query=query, name=name, workspace=ws(), replace=replace)
     task_done(t, len(t["items"]), "pairs to review")
 
 
@@ -50,11 +52,13 @@ def review_task_classes(
     dataset: str = typer.Option(..., help="Pool to browse (with selection frequencies when annotated)."),
     reference: str | None = typer.Option(None, help="Dataset whose images of each class are shown for comparison."),
     name: str | None = typer.Option(None, help="Task name [default: classes-<dataset>]."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a different task of the same name (the old "
+                                                          "file is kept as a dated .bak)."),
 ):
     """ImageNetV2's class browser: candidates per class; blacklist with a reason."""
     from shiftlab.review.tasks import classes_task, image_dataset
 
-    t = classes_task(dataset, reference=reference, name=name, workspace=ws())
+    t = classes_task(dataset, reference=reference, name=name, workspace=ws(), replace=replace)
     task_done(t, image_dataset(dataset, ws()).table["label"].nunique(), "classes")
 
 
@@ -62,11 +66,13 @@ def review_task_labelling(
     batch: Path = typer.Option(..., help="HIT batch folder or batch.json ('shiftlab hits make')."),
     datasets: str = typer.Option(..., help="Comma-separated datasets holding its images (pool, validation)."),
     name: str | None = typer.Option(None, help="Task name [default: labelling-<batch folder>]."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a different task of the same name (the old "
+                                                          "file is kept as a dated .bak)."),
 ):
     """Annotators' pages of a HIT batch; export them with 'review export --format mturk' for 'hits import'."""
     from shiftlab.review.tasks import labelling_task
 
-    t = labelling_task(batch, split_names(datasets), name=name, workspace=ws())
+    t = labelling_task(batch, split_names(datasets), name=name, workspace=ws(), replace=replace)
     task_done(t, len(t["items"]), "HIT pages")
 
 
@@ -76,12 +82,14 @@ def review_task_images(
                                                   "instructions, decisions: [{name, reasons?, crop?}]}."),
     ids: Path | None = typer.Option(None, help="Queue only these: a text file of ids, one per line."),
     name: str | None = typer.Option(None, help="Task name [default: images-<dataset>]."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a different task of the same name (the old "
+                                                          "file is kept as a dated .bak)."),
 ):
     """A per-image decision queue with configurable decisions, reasons and crop boxes."""
     from shiftlab.review.tasks import images_task, read_id_list
 
     items = [{"id": i} for i in read_id_list(ids)] if ids is not None else None
-    t = images_task(dataset, config, name=name, items=items, workspace=ws())
+    t = images_task(dataset, config, name=name, items=items, workspace=ws(), replace=replace)
     task_done(t, len(t["items"]), "images")
 
 

@@ -16,7 +16,6 @@ The crowd-platform shape (MTurk batch input / batch results):
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ import pandas as pd
 
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
-from shiftlab.fsutil import atomic_write_bytes, atomic_write_json
+from shiftlab.fsutil import atomic_write_bytes, atomic_write_json, read_json
 from shiftlab.registry import load_plugins
 from shiftlab.workspace import Workspace
 
@@ -61,9 +60,22 @@ class Hit:
 
     @classmethod
     def from_json(cls, d: dict) -> Hit:
-        """The HIT of a ``to_json`` dict."""
-        return cls(d["hit_id"], int(d["class_index"]),
-                   tuple(HitImage(i["url"], i["image_id"], i["role"]) for i in d["images"]))
+        """The HIT of a ``to_json`` dict; ``InputError`` for a field of the wrong type (a list as a HIT id, a
+        class index that is not a non-negative whole number, an image without text url, image_id and role)."""
+        if not isinstance(d, dict):
+            raise InputError(f"a HIT is an object, not {type(d).__name__}")
+        hit_id, k, images = d.get("hit_id"), d.get("class_index"), d.get("images")
+        if not isinstance(hit_id, str) or not hit_id:
+            raise InputError(f"hit_id must be text, not {type(hit_id).__name__}")
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise InputError(f"HIT {hit_id}: class_index {str(k)[:40]!r} is not a class index (a whole number ≥ 0)")
+        if not isinstance(images, list) or not all(
+                isinstance(i, dict) and all(isinstance(i.get(f), str) for f in ("url", "image_id", "role"))
+                for i in images):
+            raise InputError(f"HIT {hit_id}: images must be a list of {{url, image_id, role}} (text)")
+        return cls(hit_id, k, tuple(HitImage(i["url"], i["image_id"], i["role"]) for i in images))
 
 
 def opaque_url(image_id: str, seed: int, base: str = "img/") -> str:
@@ -142,17 +154,14 @@ def read_hit_batch(path) -> list[Hit]:
     p = Path(path)
     if p.is_dir():
         p = p / "batch.json"
-    try:
-        raw = json.loads(p.read_text())
-    except OSError as e:
-        raise InputError(f"{p}: cannot read the HIT batch ({e.strerror or e})") from None
-    except ValueError as e:
-        raise InputError(f"{p}: not a JSON HIT batch ({e})") from None
+    raw = read_json(p, what="not a HIT batch")  # strict: Infinity as a class index, or deep nesting, is one line
     try:
         items = raw["hits"] if isinstance(raw, dict) else raw
+        if not isinstance(items, list):
+            raise TypeError("hits must be a list")
         hits = [Hit.from_json(d) for d in items]
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{p}: malformed HIT batch ({type(e).__name__} {e}); "
+    except (KeyError, TypeError, ValueError, InputError) as e:
+        raise InputError(f"{p}: malformed HIT batch ({e}); "
                          "expected {seed, hits: [{hit_id, class_index, images: [{url, image_id, role}]}]}") from None
     ids = [h.hit_id for h in hits]
     if len(set(ids)) != len(ids):
@@ -166,13 +175,10 @@ def read_hit_batch(path) -> list[Hit]:
 
 def read_hit_batch_seed(path) -> int | None:
     """The shuffling seed recorded in a ``batch.json`` (None when not recorded)."""
-    import json
-    from pathlib import Path
-
     p = Path(path)
     if p.is_dir():
         p = p / "batch.json"
-    raw = json.loads(p.read_text())
+    raw = read_json(p)
     return raw.get("seed") if isinstance(raw, dict) else None
 
 
@@ -206,10 +212,9 @@ def register_similar_classes(vocabulary: str, similar: Mapping[int, Sequence[int
 def read_similar_classes(path: str | os.PathLike, vocabulary) -> dict[int, list[int]]:
     """Class → most similar other classes from a JSON file such as ImageNetV2's ``most_similar_wnids.json``
     (keys and values are wnids or class names; the list may start with the class itself, which is dropped)."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable JSON file ({e})") from None
+    raw = read_json(path)
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise InputError(f"{path}: expected {{class: [most similar classes, …]}}")
     out = {}
     for k, v in raw.items():
         i = vocabulary.index_of(str(k))

@@ -10,6 +10,7 @@ The whole process on the embedded digits world is ``shiftlab.world.imagenetv2.bu
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from shiftlab.curate.revisions import Revision, make_revision, new_revision_name
 from shiftlab.curate.sample import candidate_table, frequency_table, read_dedup_folder, read_queue_thresholds
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
-from shiftlab.fsutil import atomic_write_json
+from shiftlab.fsutil import backup_file, replace_bytes
 
 
 # --- near-duplicates of a pool (S1.3, S1.4) ----------------------------------------------------------------
@@ -44,20 +45,34 @@ class DedupResult:
     def write(self, folder: str | os.PathLike) -> list[Path]:
         """``neighbours.parquet``, ``queue.csv`` and ``queue_thresholds.json``, plus
         ``review_thresholds.parquet`` and ``resolution.parquet`` after a review — what
-        ``sample_pool_revision(dedup_dir=folder)`` reads."""
+        ``sample_pool_revision(dedup_dir=folder)`` reads. Each file is written atomically; one that was there
+        with other contents is kept as a dated ``.bak`` beside it, and a resolution left by an earlier
+        reviewed run is moved aside the same way when this result has none (it would no longer match)."""
+        import io
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.table.to_parquet(folder / "neighbours.parquet", index=False)
-        self.queue.to_csv(folder / "queue.csv", index=False)
-        written = [folder / "neighbours.parquet", folder / "queue.csv"]
+
+        def parquet(df, index=False) -> bytes:
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=index)
+            return buf.getvalue()
+
+        files = {"neighbours.parquet": parquet(self.table),
+                 "queue.csv": self.queue.to_csv(index=False).encode()}
         if self.queue_thresholds is not None:
-            atomic_write_json(folder / "queue_thresholds.json", self.queue_thresholds)
-            written.append(folder / "queue_thresholds.json")
+            files["queue_thresholds.json"] = json.dumps(self.queue_thresholds, indent=1, sort_keys=True,
+                                                        default=str).encode()
         if self.resolution is not None:
-            self.review_thresholds.to_parquet(folder / "review_thresholds.parquet")
-            self.resolution.to_parquet(folder / "resolution.parquet", index=False)
-            written += [folder / "review_thresholds.parquet", folder / "resolution.parquet"]
-        return written
+            files["review_thresholds.parquet"] = parquet(self.review_thresholds, index=True)
+            files["resolution.parquet"] = parquet(self.resolution)
+        for stale in ("review_thresholds.parquet", "resolution.parquet"):
+            if stale not in files and (folder / stale).is_file():
+                backup_file(folder / stale)
+                (folder / stale).unlink()
+        for name, data in files.items():
+            replace_bytes(folder / name, data)
+        return [folder / name for name in files]
 
 
 def resolve_reviews(table: pd.DataFrame, query: Manifest, references: Mapping[str, Manifest],

@@ -49,6 +49,7 @@ from shiftlab.data.classes import Vocabulary, imagenet_1k
 from shiftlab.data.layouts import split_name
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError
+from shiftlab.fsutil import atomic_write_bytes, read_json
 
 KEYS = {
     "a": ("sampling_function", "target_size", "selection_frequency_threshold", "min_num_annotations",
@@ -136,14 +137,20 @@ def _index_table(names: Mapping[int, str]) -> dict[str, int]:
 
 
 def _class_index(key, index: Mapping[str, int]) -> int:
-    if isinstance(key, int | float) and not isinstance(key, bool):
-        return int(key)
-    k = str(key)
-    if k in index:
-        return index[k]
-    if k.isdigit():
-        return int(k)
-    raise InputError(f"class {k!r} is not among the given class names")
+    """A class given by name, or by index (a whole number, or its digits) of one of the classes in ``index``."""
+    if isinstance(key, float) and key.is_integer():
+        key = int(key)
+    if isinstance(key, int) and not isinstance(key, bool):
+        k = key
+    elif isinstance(key, str) and key in index:
+        return index[key]
+    elif isinstance(key, str) and key.isascii() and key.isdigit():
+        k = int(key)
+    else:  # NaN, Infinity, 2.5, a list: no class
+        raise InputError(f"class {str(key)[:60]!r} is not among the given class names")
+    if k not in index.values():
+        raise InputError(f"class index {k} is not among the {len(index)} given classes")
+    return k
 
 
 # --- reading and writing -------------------------------------------------------------------------------
@@ -164,21 +171,22 @@ def write_revision(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
             raise InputError("the revision has no output_filename; give a file path")
         path = path / str(fn)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dumps_revision(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, dumps_revision(doc).encode("utf-8"))
     return path
 
 
 def read_revision(path: str | os.PathLike) -> dict[str, Any]:
     """Load a revision file as a dict (key order kept); checks ``image_filenames`` = [[id, class], …]."""
     path = Path(path)
+    # strict: NaN / Infinity as a class, or nesting too deep, is one InputError line
+    doc = read_json(path, what="not an ImageNetV2 revision file")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
         rows = doc["image_filenames"]
-        if not all(len(r) == 2 for r in rows):
-            raise ValueError("rows must be [id, class]")
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 2 and isinstance(r[0], str | int) and not isinstance(r[0], bool)
+                and isinstance(r[1], str | int) and not isinstance(r[1], bool) for r in rows):
+            raise ValueError("rows must be [id, class] with text or whole-number entries")
+    except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path}: not an ImageNetV2 revision file (needs image_filenames = [[id, wnid], …]): "
                          f"{type(e).__name__} {e}") from None
     return doc
@@ -187,10 +195,10 @@ def read_revision(path: str | os.PathLike) -> dict[str, Any]:
 def read_class_thresholds(path: str | os.PathLike) -> dict[str, float]:
     """A ``{class name: threshold}`` JSON (like ImageNetV2's ``sampling_thresholds_a.json``), order kept."""
     path = Path(path)
+    d = read_json(path)
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
         out = {str(k): float(v) for k, v in d.items()}
-    except (OSError, ValueError, AttributeError, TypeError) as e:
+    except (ValueError, AttributeError, TypeError) as e:
         raise InputError(f"{path}: not a {{class: threshold}} JSON ({type(e).__name__} {e})") from None
     bad = [k for k, v in out.items() if not 0.0 <= v <= 1.0]
     if bad:

@@ -208,14 +208,15 @@ def read_dedup_folder(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def read_queue_thresholds(folder) -> dict[str, float] | None:
     """The thresholds ``dedup`` queued with (``queue_thresholds.json``), None for a folder without them."""
-    import json
     from pathlib import Path
+
+    from shiftlab.fsutil import read_json
 
     f = Path(folder) / "queue_thresholds.json"
     if not f.is_file():
         return None
     try:
-        return {str(k): float(v) for k, v in json.loads(f.read_text()).items()}
+        return {str(k): float(v) for k, v in read_json(f).items()}
     except (ValueError, AttributeError, TypeError) as e:
         raise InputError(f"{f}: not a metric → threshold JSON ({e})") from None
 

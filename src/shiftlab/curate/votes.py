@@ -27,6 +27,7 @@ import pandas as pd
 from shiftlab.curate.annotate import Hit, read_hit_batch
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
+from shiftlab.fsutil import replace_bytes
 from shiftlab.registry import register_dataset
 
 VALID_STATUSES = ("Submitted", "Approved")
@@ -78,11 +79,16 @@ class VoteResult:
                 "mean_candidate_frequency": float(cand["frequency"].mean()) if len(cand) else float("nan")}
 
     def write(self, folder: str | os.PathLike) -> list[Path]:
-        """``frequencies.parquet`` and ``workers.csv`` in ``folder`` (made if missing); returns their paths."""
+        """``frequencies.parquet`` and ``workers.csv`` in ``folder`` (made if missing), each atomically, a different
+        file already there kept as a dated ``.bak``; returns their paths."""
+        import io
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.frequencies.to_parquet(folder / "frequencies.parquet", index=False)
-        self.workers.to_csv(folder / "workers.csv", index=False)
+        buf = io.BytesIO()
+        self.frequencies.to_parquet(buf, index=False)
+        replace_bytes(folder / "frequencies.parquet", buf.getvalue())
+        replace_bytes(folder / "workers.csv", self.workers.to_csv(index=False).encode())
         return [folder / "frequencies.parquet", folder / "workers.csv"]
 
     def for_role(self, role: str) -> pd.DataFrame:
@@ -108,6 +114,11 @@ def read_results(results_csv: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{p}: no such results file") from None
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise InputError(f"{p}: not a readable results CSV ({' '.join(str(e).split())})") from None
+    return check_results(df, p)
+
+
+def check_results(df: pd.DataFrame, p: Path) -> pd.DataFrame:
+    """``df`` if it has the columns of a batch-results table (``p`` names it in errors); else InputError."""
     required = ["AssignmentId", "WorkerId", "AssignmentStatus"]
     missing = [c for c in required if c not in df.columns]
     if "HITId" not in df.columns and "Input.hit_id" not in df.columns:
@@ -122,10 +133,12 @@ def read_results(results_csv: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def import_votes(results_csv: str | os.PathLike, batch: str | os.PathLike | Sequence[Hit], *,
+def import_votes(results_csv: str | os.PathLike | pd.DataFrame, batch: str | os.PathLike | Sequence[Hit], *,
                  blacklist_hits: Iterable[str] = (), min_worker_accuracy: float | None = None) -> VoteResult:
-    """Selection frequencies and worker accuracies from a results CSV and its HIT batch."""
-    p = Path(results_csv)
+    """Selection frequencies and worker accuracies from a results CSV (or the table ``read_results`` gives) and
+    its HIT batch."""
+    frame = results_csv if isinstance(results_csv, pd.DataFrame) else None
+    p = Path("results") if frame is not None else Path(results_csv)
     hits = read_hit_batch(batch) if isinstance(batch, (str, os.PathLike)) else list(batch)
     by_id = {h.hit_id: h for h in hits}
     url_maps = {h.hit_id: {i.url: (i.image_id, i.role) for i in h.images} for h in hits}
@@ -135,7 +148,7 @@ def import_votes(results_csv: str | os.PathLike, batch: str | os.PathLike | Sequ
         raise InputError(f"blacklisted HIT {unknown_bl[0]!r} is not in the HIT batch")
     if min_worker_accuracy is not None and not 0.0 <= min_worker_accuracy <= 1.0:
         raise InputError(f"min_worker_accuracy must be within 0..1 (got {min_worker_accuracy})")
-    df = read_results(p)
+    df = check_results(frame, p) if frame is not None else read_results(p)
     hit_col = "Input.hit_id" if "Input.hit_id" in df.columns else "HITId"
     n_img = sorted(int(m.group(1)) for c in df.columns if (m := _IMAGE_COL.fullmatch(c)))
 
@@ -257,23 +270,61 @@ class HitsImport:
     votes: VoteResult
     written: list[Path]
     pool: object | None = None  # Manifest with selection_frequency and n_annotations, registered again
+    n_earlier: int = 0  # assignments imported before into the same folder and kept
+    n_updated: int = 0  # earlier assignments this file's rows replaced (same AssignmentId)
 
 
 def import_hits(results_csv: str | os.PathLike, batch: str | os.PathLike, *, pool: str | None = None,
                 min_worker_accuracy: float | None = None, out_dir: str | os.PathLike | None = None,
-                workspace=None) -> HitsImport:
+                workspace=None, replace: bool = False) -> HitsImport:
     """``shiftlab hits import``: votes of a batch → files beside the batch, and the pool annotated.
 
     results_csv, batch, min_worker_accuracy: as ``import_votes``. ``pool``: a registered name or path whose
     images get ``selection_frequency`` / ``n_annotations`` (``attach_frequencies``); it is read before anything
-    is written and registered again under its name. ``out_dir``: default the batch's folder.
+    is written and registered again under its name. ``out_dir``: default the batch's folder. Votes already
+    imported there are kept: this file's assignments are merged in by AssignmentId (``assignments.csv`` holds them
+    all) and the frequencies are computed over the union; ``replace`` starts over instead (the old files are kept
+    as dated ``.bak``).
     """
     p = read_dataset(pool, workspace=workspace) if pool else None  # validate before writing anything
-    r = import_votes(results_csv, batch, min_worker_accuracy=min_worker_accuracy)
     b = Path(batch)
-    written = r.write(out_dir if out_dir is not None else (b.parent if b.is_file() else b))
+    folder = Path(out_dir) if out_dir is not None else (b.parent if b.is_file() else b)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: a file, not a folder; give --out a folder for the vote files")
+    hits = read_hit_batch(batch)  # every input read and checked before anything is merged or written
+    new = read_results(results_csv)
+    merged, n_earlier, n_updated = _merge_assignments(folder, new, replace=replace)
+    r = import_votes(merged, hits, min_worker_accuracy=min_worker_accuracy)
+    written = r.write(folder)
+    replace_bytes(folder / ASSIGNMENTS, merged.to_csv(index=False, lineterminator="\n").encode())
+    written.append(folder / ASSIGNMENTS)
     annotated = None
     if p is not None:
         annotated = attach_frequencies(p, r)
         register_dataset(annotated, p.name, workspace)
-    return HitsImport(r, written, annotated)
+    return HitsImport(r, written, annotated, n_earlier, n_updated)
+
+
+#: the assignments imported into a votes folder so far: the rows of every results file, one per AssignmentId
+ASSIGNMENTS = "assignments.csv"
+
+
+def _merge_assignments(folder: Path, new: pd.DataFrame, *, replace: bool) -> tuple[pd.DataFrame, int, int]:
+    """The folder's earlier assignments with ``new``'s rows merged in by AssignmentId (a row of ``new`` replaces an
+    earlier row of the same assignment: a later export carries the later status); (table, earlier assignments
+    kept, earlier ones replaced). An import therefore adds votes and never drops the ones imported before."""
+    earlier_file, freq_file = folder / ASSIGNMENTS, folder / "frequencies.parquet"
+    if replace or not (earlier_file.is_file() or freq_file.is_file()):
+        return new, 0, 0
+    if not earlier_file.is_file():
+        raise InputError(f"{folder} holds votes imported without their assignments ({ASSIGNMENTS}), so they cannot "
+                         "be merged; give --replace to replace them (kept as dated .bak files) or another --out")
+    earlier = read_results(earlier_file)
+    for what, t in ((str(earlier_file), earlier), ("the results file", new)):
+        if t["AssignmentId"].str.strip().eq("").any():
+            raise InputError(f"{what} has rows without an AssignmentId; votes are merged by assignment, so give "
+                             "--replace to replace the earlier votes instead, or another --out")
+    ids = set(new["AssignmentId"].str.strip())
+    kept = earlier[~earlier["AssignmentId"].str.strip().isin(ids)]
+    merged = pd.concat([kept, new], ignore_index=True).fillna("")
+    return merged, len(kept), len(earlier) - len(kept)

@@ -170,10 +170,9 @@ def load_vocabulary(name: str) -> Vocabulary:
 
     path = Path(name).expanduser()
     if path.suffix.lower() == ".json" and path.is_file():
-        try:
-            names = json.loads(path.read_text())
-        except ValueError as e:
-            raise InputError(f"{path}: not valid JSON ({e})") from None
+        from shiftlab.fsutil import read_json
+
+        names = read_json(path)
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise InputError(f"{path}: a vocabulary file is a JSON list of class names in index order")
         return Vocabulary.from_names(names, name=path.stem)

@@ -14,7 +14,6 @@ Layouts:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from collections import Counter
@@ -28,6 +27,7 @@ import pandas as pd
 from shiftlab.data.classes import Vocabulary, guess_vocabulary, imagenet_1k
 from shiftlab.data.manifest import Manifest
 from shiftlab.errors import InputError, UnknownNameError
+from shiftlab.fsutil import read_json
 from shiftlab.progress import info, track
 from shiftlab.registry import dataset_path, list_datasets
 
@@ -129,6 +129,13 @@ def scan_image_files(folder: Path, scan: FolderScan | None = None, *, claimed: b
                 scan.skipped[NOT_REGULAR] += 1
         stack.extend(reversed(subdirs))
     return scan
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: no such file
+        return False
 
 
 def _dev_ino(p: Path) -> tuple[int, int]:
@@ -245,12 +252,17 @@ def read_revision_json(path: str | os.PathLike, *, root: str | os.PathLike | Non
     and hashed. Raises ``InputError`` when the file is not a revision or an image is missing under ``root``.
     """
     path = Path(path)
+    # strict: NaN / Infinity, or nesting too deep, is one InputError line
+    doc = read_json(path, what="not an ImageNetV2 revision file")
     try:
-        doc = json.loads(path.read_text())
         rows = doc["image_filenames"]
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 2 and isinstance(r[1], str)
+                and (isinstance(r[0], str) or type(r[0]) is int) for r in rows):
+            raise TypeError("each row must be [id, wnid]: text (or a whole-number id) and text")
         ids = [str(r[0]) for r in rows]
-        wnids = [str(r[1]) for r in rows]
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        wnids = [r[1] for r in rows]
+    except (KeyError, TypeError) as e:
         raise InputError(f"{path}: not an ImageNetV2 revision file (needs image_filenames = [[id, wnid], …]): "
                          f"{type(e).__name__} {e}") from None
     vocab = imagenet_1k()
@@ -313,14 +325,21 @@ def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise InputError(f"{path}: not a readable CSV ({e})") from None
     if "path" not in df.columns or "label" not in df.columns:
-        raise InputError(f"{path}: a CSV dataset needs columns path,label (has {', '.join(df.columns)})")
+        raise InputError(f"{path}: a CSV dataset needs columns path,label (has {', '.join(map(str, df.columns))})")
+    if not len(df):
+        raise InputError(f"{path}: the CSV lists no images")
+    empty = df["path"].isna() | (df["path"].str.strip() == "")
+    if empty.any():
+        raise InputError(f"{path}: row {int(empty.to_numpy().argmax()) + 2} has an empty path")
     root = _existing_dir(root) if root is not None else path.parent.resolve()
     labels = df["label"]
+    if labels.isna().any():  # an empty cell is no class (-1 marks an unknown label)
+        raise InputError(f"{path}: row {int(labels.isna().to_numpy().argmax()) + 2} has no label (-1 = unknown)")
     if pd.api.types.is_integer_dtype(labels):
         vocab = vocabulary or imagenet_1k()
         lab = labels.astype(int).tolist()
     else:
-        keys = labels.astype(str).tolist()
+        keys = [str(k) for k in labels]
         classes = sorted(set(keys) - {"-1"})  # -1 marks an unknown label, not a class named "-1"
         vocab = vocabulary or guess_vocabulary(classes) or Vocabulary.from_names(
             classes, name=f"{path.stem}-classes")
@@ -328,7 +347,7 @@ def read_csv(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
     df["label"] = lab
     if "id" not in df.columns:
         df.insert(0, "id", _ids_for(df["path"].tolist()))
-    absent = [p for p in df["path"] if not (root / p).exists()]
+    absent = [p for p in df["path"] if not _exists(root / p)]
     if absent:
         raise InputError(f"{path}: {len(absent)} listed file(s) do not exist under {root} (first: {absent[0]}); "
                          "paths are relative to the CSV's folder unless --root is given")
@@ -390,7 +409,11 @@ def read_dataset(spec: str | os.PathLike, *, layout: str | None = None, workspac
         m = Manifest.load(reg)
         return m.with_root(root) if root is not None else m
     path = Path(spec).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long for the file system, a NUL byte: no such path either
+        exists = False
+    if not exists:
         known = list_datasets(workspace)
         hint = f"registered: {', '.join(known)}" if known else "no datasets are registered yet"
         raise UnknownNameError(f"dataset {str(spec)!r} is neither a registered name nor a path ({hint}; "

@@ -17,6 +17,9 @@ reproduced works:
 - ``images`` — a generic per-image queue with configurable decisions, reasons and an optional crop box
   (original-image pixels). Ships configured for flagging watermarks (``configs/watermarks.json``); the
   curated-set, mistake and spurious-component work configure their own.
+
+A builder never silently replaces a different task of the same name: ``replace=True`` (``--replace``) does, and
+keeps the old file as a dated ``.bak``; building the same task again is a no-op.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from shiftlab.curate.annotate import read_hit_batch
 from shiftlab.curate.dedup import REVIEW_COLUMNS
 from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
-from shiftlab.fsutil import atomic_write_json, parse_json, read_json
+from shiftlab.fsutil import parse_json, read_json, replace_bytes
 from shiftlab.registry import check_name, dataset_path
 from shiftlab.review.log import LIMITS, UNDO, ReviewLog, open_log, read_decisions
 from shiftlab.workspace import Workspace
@@ -144,13 +147,22 @@ def open_workspace_log(workspace=None):
 
 
 # --- the task files ------------------------------------------------------------------------------------
-def write_task(task: dict, workspace=None) -> Path:
+def write_task(task: dict, workspace=None, *, replace: bool = False) -> Path:
     """Write a task dict as ``review/tasks/<name>.json`` (atomically); returns the path. ``InputError`` for a task
-    ``check_task`` refuses.
+    ``check_task`` refuses, and for a different task already under that name unless ``replace`` (the old file
+    is then kept as a dated ``.bak``); writing the same task again changes nothing.
     """
     check_task(task)
     path = task_path(task["name"], review_dir(workspace) / "tasks")
-    atomic_write_json(path, task)
+    data = json.dumps(task, indent=1, sort_keys=True, default=str).encode()
+    if path.is_file() and path.read_bytes() != data and not replace:
+        try:
+            old = f"{len(_read_task_file(path).get('items', []))} items"
+        except InputError:
+            old = "unreadable"
+        raise InputError(f"review task {task['name']!r} already exists ({old}); give another --name, or --replace "
+                         "to replace it (the old file is kept as a dated .bak; its decisions stay in the log)")
+    replace_bytes(path, data)
     return path
 
 
@@ -214,7 +226,7 @@ def image_dataset(name: str, workspace=None):
 
 # --- classes ---------------------------------------------------------------------------------------------
 def classes_task(dataset: str, *, reference: str | None = None, name: str | None = None,
-                 reasons: Sequence[str] = BLACKLIST_REASONS, workspace=None) -> dict:
+                 reasons: Sequence[str] = BLACKLIST_REASONS, workspace=None, replace: bool = False) -> dict:
     """A class browser over ``dataset`` (a pool with ``selection_frequency`` / ``n_annotations`` columns,
     if annotated), showing up to 8 images per class of ``reference`` for comparison."""
     image_dataset(dataset, workspace)
@@ -224,7 +236,7 @@ def classes_task(dataset: str, *, reference: str | None = None, name: str | None
         raise InputError("give 1 to 9 blacklist reasons (one digit key each)")
     task = {"kind": "classes", "name": name or f"classes-{dataset}", "dataset": dataset, "reference": reference,
             "reasons": list(reasons)}
-    write_task(task, workspace)
+    write_task(task, workspace, replace=replace)
     return task
 
 
@@ -275,7 +287,7 @@ def blacklist(log, task: str) -> dict[str, str]:
 
 # --- duplicates -------------------------------------------------------------------------------------------
 def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, name: str | None = None,
-                    workspace=None) -> dict:
+                    workspace=None, replace: bool = False) -> dict:
     """The review queue of a ``shiftlab dedup`` folder (``queue.csv`` + ``neighbours.parquet``): one item per
     queued (query, reference) pair with its distance under every metric that found it."""
     folder = Path(dedup_dir)
@@ -307,7 +319,7 @@ def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, n
     items = sorted(pairs.values(), key=lambda p: (p["query"], min(p["ranks"].values()), p["reference"]))
     task = {"kind": "duplicates", "name": name or f"duplicates-{query}", "query": query,
             "dedup_dir": str(folder.resolve()), "items": items}
-    write_task(task, workspace)
+    write_task(task, workspace, replace=replace)
     return task
 
 
@@ -323,7 +335,7 @@ def duplicate_reviews(log, task: dict) -> pd.DataFrame:
 
 # --- labelling ----------------------------------------------------------------------------------------------
 def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: str | None = None,
-                   vocabulary_of: str | None = None, workspace=None) -> dict:
+                   vocabulary_of: str | None = None, workspace=None, replace: bool = False) -> dict:
     """The annotator's pages of a HIT batch (``shiftlab hits make``); ``datasets`` hold its images (the pool
     and the validation set that gave the controls)."""
     hits = read_hit_batch(batch)
@@ -336,6 +348,10 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
         raise InputError(f"{len(missing)} image(s) of the batch are in none of {', '.join(datasets)} "
                          f"(e.g. {sorted(missing)[0]!r})")
     voc = image_dataset(vocabulary_of or datasets[0], workspace).vocabulary
+    beyond = next((h for h in hits if h.class_index >= len(voc)), None)
+    if beyond is not None:
+        raise InputError(f"HIT {beyond.hit_id} asks about class {beyond.class_index}, beyond the {len(voc)} classes "
+                         f"of {voc.name}")
     items = [{"target": h.hit_id, "class_index": h.class_index, "class_name": voc.classes[h.class_index].name,
               "gloss": voc.classes[h.class_index].gloss,
               "images": [{"url": im.url, "id": im.image_id, "dataset": where[im.image_id]} for im in h.images]}
@@ -343,7 +359,7 @@ def labelling_task(batch: str | os.PathLike, datasets: Sequence[str], *, name: s
     bpath = Path(batch)
     task = {"kind": "labelling", "name": name or f"labelling-{bpath.parent.name if bpath.is_file() else bpath.name}",
             "batch": str(bpath.resolve()), "items": items}
-    write_task(task, workspace)
+    write_task(task, workspace, replace=replace)
     return task
 
 
@@ -442,7 +458,7 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
 
 
 def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks", *, name: str | None = None,
-                items: Sequence[Mapping] | None = None, workspace=None) -> dict:
+                items: Sequence[Mapping] | None = None, workspace=None, replace: bool = False) -> dict:
     """A per-image queue over ``dataset``: ``config`` is a built-in name, a JSON path or a dict
     (see :func:`check_config`); ``items`` optionally restricts and annotates the queue with
     ``{id, caption?, suggestion?}`` (e.g. an automatic pre-category with its evidence)."""
@@ -470,7 +486,7 @@ def images_task(dataset: str, config: str | os.PathLike | Mapping = "watermarks"
         if q.get("suggestion") and q["suggestion"].get("decision") not in names:
             raise InputError(f"suggestion {q['suggestion']!r} for {q['id']} is not one of {', '.join(names)}")
     task = {"kind": "images", "name": name or f"images-{dataset}", "dataset": dataset, "config": cfg, "items": queue}
-    write_task(task, workspace)
+    write_task(task, workspace, replace=replace)
     return task
 
 
