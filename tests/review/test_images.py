@@ -83,7 +83,7 @@ def test_peak_memory_stays_bounded_under_hostile_images(ws, tmp_path):
         from shiftlab.review.images import ImageServer
         from shiftlab.workspace import Workspace
         def status(k):  # kB → MB, from the kernel's own accounting of this process
-            return int(re.search(k + r":\s+(\d+)", open("/proc/self/status").read()).group(1)) / 1024
+            return int(re.search(k + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
         server = ImageServer(Workspace.resolve({str(ws.root)!r}))
         assert server.image("s", "small.png", 16) is not None  # warm: codecs, manifest, imports
         open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the memory in use now

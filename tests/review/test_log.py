@@ -217,7 +217,8 @@ def test_a_version_1_log_keeps_its_events_and_gets_scoped_keys(tmp_path):
             task TEXT NOT NULL, target TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT, crop TEXT, note TEXT,
             supersedes INTEGER REFERENCES events(id), key TEXT UNIQUE);
         INSERT INTO events (time, reviewer, task, target, decision, key) VALUES ('t0', 'ann', 't', 'x', 'a', 'k');
-        INSERT INTO events (time, reviewer, task, target, decision, supersedes) VALUES ('t1', 'ann', 't', 'x', 'undo', 1);
+        INSERT INTO events (time, reviewer, task, target, decision, supersedes)
+            VALUES ('t1', 'ann', 't', 'x', 'undo', 1);
     """)
     con.close()
     with ReviewLog(path) as lg:
@@ -234,7 +235,7 @@ def test_a_version_1_log_keeps_its_events_and_gets_scoped_keys(tmp_path):
 @pytest.mark.parametrize("target", [" a.png", "a.png ", "\ta.png", "a.png\n", "\u00a0a.png", "a.png\u2003"])
 def test_targets_are_stored_exactly_as_given(log, target):
     e = log.append(reviewer="ann", task="t", target=target, decision="a")
-    plain = log.append(reviewer="ann", task="t", target="a.png", decision="b")
+    log.append(reviewer="ann", task="t", target="a.png", decision="b")
     assert e.target == target and log.event(e.id).target == target
     assert {k: v.decision for k, v in log.state("t").items()} == {target: "a", "a.png": "b"}
 
