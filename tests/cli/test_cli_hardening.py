@@ -294,6 +294,12 @@ def test_a_task_of_the_same_name_is_replaced_only_on_request(rws, capsys, tmp_pa
     (backup,) = tasks.glob("duplicates-pool.json.*.bak")
     assert backup.read_bytes() == before
     capsys.readouterr()
+    # the same HIT pages from the batch's folder or its batch.json: only the recorded source differs, no refusal
+    lab = rws.tasks["labelling"]
+    for source in (rws.batch, rws.batch / "batch.json"):
+        assert main(["--quiet", "-w", ws, "review", "task", "labelling", "--batch", str(source), "--datasets",
+                     "pool,train", "--name", lab["name"]]) == 0
+    assert json.loads((tasks / f"{lab['name']}.json").read_text())["items"] == lab["items"]
     # and the other kinds likewise
     refused(capsys, "-w", ws, "review", "task", "images", "--dataset", "train", "--name", "images-pool",
             needle="already exists")

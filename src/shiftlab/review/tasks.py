@@ -150,20 +150,33 @@ def open_workspace_log(workspace=None):
 def write_task(task: dict, workspace=None, *, replace: bool = False) -> Path:
     """Write a task dict as ``review/tasks/<name>.json`` (atomically); returns the path. ``InputError`` for a task
     ``check_task`` refuses, and for a different task already under that name unless ``replace`` (the old file
-    is then kept as a dated ``.bak``); writing the same task again changes nothing.
+    is then kept as a dated ``.bak``); the same task again (items, config, datasets; its source path may differ)
+    is written without a word.
     """
     check_task(task)
     path = task_path(task["name"], review_dir(workspace) / "tasks")
     data = json.dumps(task, indent=1, sort_keys=True, default=str).encode()
     if path.is_file() and path.read_bytes() != data and not replace:
         try:
-            old = f"{len(_read_task_file(path).get('items', []))} items"
+            old_task = _read_task_file(path)
+            old = f"{len(old_task.get('items', []))} items"
         except InputError:
-            old = "unreadable"
+            old_task, old = None, "unreadable"
+        if old_task is not None and _what_is_asked(old_task) == _what_is_asked(json.loads(data)):
+            replace_bytes(path, data)  # only where it came from differs (a folder vs its batch.json): nothing lost
+            return path
         raise InputError(f"review task {task['name']!r} already exists ({old}); give another --name, or --replace "
                          "to replace it (the old file is kept as a dated .bak; its decisions stay in the log)")
     replace_bytes(path, data)
     return path
+
+
+#: task fields that record where a task came from, not what it asks
+_PROVENANCE = ("batch", "dedup_dir")
+
+
+def _what_is_asked(task: dict) -> dict:
+    return {k: v for k, v in task.items() if k not in _PROVENANCE}
 
 
 def scan_tasks(workspace=None) -> list[tuple[str, dict | None, str | None]]:
