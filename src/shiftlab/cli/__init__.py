@@ -14,7 +14,18 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli import datasets, evaluate, imagenetv2, mistakes, models, review, robustness, spurious, world
+from shiftlab.cli import (
+    datasets,
+    evaluate,
+    imagenetv2,
+    mistakes,
+    models,
+    review,
+    robustness,
+    spurious,
+    spurious_components,
+    world,
+)
 from shiftlab.cli.common import out, state
 from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.progress import set_quiet
@@ -69,7 +80,8 @@ def _creates_workspace(ctx: typer.Context) -> bool:
     return bool(words) and f"{sub} {words[0]}" in _CREATE_WORKSPACE
 
 
-for _module in (evaluate, datasets, models, world, imagenetv2, robustness, review, mistakes, spurious):
+for _module in (evaluate, datasets, models, world, imagenetv2, robustness, review, mistakes, spurious,
+                spurious_components):
     _module.register(app)
 
 

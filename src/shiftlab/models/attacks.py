@@ -108,7 +108,7 @@ def _apgd_checkpoints(steps: int) -> list[int]:
 
 def apgd_l2_maximize(objective: Callable[[torch.Tensor], torch.Tensor], center: torch.Tensor, *, eps: float,
                      steps: int, generator: torch.Generator | None = None, momentum: float = 0.75,
-                     rho: float = 0.75) -> tuple[torch.Tensor, torch.Tensor]:
+                     rho: float = 0.75, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximise a per-sample ``objective`` over the L2 ball of radius ``eps`` around ``center``, in [0, 1], by
     APGD (Croce & Hein 2020, the L2 version, one restart).
 
@@ -119,7 +119,9 @@ def apgd_l2_maximize(objective: Callable[[torch.Tensor], torch.Tensor], center: 
     ``rho`` of the steps since the last checkpoint raised the objective, or where neither η nor the best value
     changed; a halving restarts that sample from its best point.
 
-    Parameters: ``objective`` maps (N, C, H, W) in [0, 1] to (N,) values; ``center`` (N, C, H, W) in [0, 1].
+    Parameters: ``objective`` maps (N, C, H, W) in [0, 1] to (N,) values; ``center`` (N, C, H, W) in [0, 1];
+    ``noise``: the start's direction per sample (N, C, H, W), scaled here to norm ε (default: drawn from
+    ``generator``; a caller that gives each sample its own seed passes it, so batching changes nothing).
     Returns (best x (N, C, H, W), best objective (N,)): the best iterate per sample, not the last.
     """
     with torch.inference_mode(False), torch.enable_grad():
@@ -138,7 +140,8 @@ def apgd_l2_maximize(objective: Callable[[torch.Tensor], torch.Tensor], center: 
             (g,) = torch.autograd.grad(f.sum(), x)
             return f.detach(), g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
 
-        noise = torch.randn(c.shape, generator=generator, dtype=c.dtype, device=c.device)
+        if noise is None:
+            noise = torch.randn(c.shape, generator=generator, dtype=c.dtype, device=c.device)
         x = (c + eps * noise / noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)).clamp(0, 1)
         f, g = value_and_grad(x)
         best_x, best_f = x.clone(), f.clone()
