@@ -217,13 +217,17 @@ def prepare_review_tasks(world: World, sets, study, *, progress: bool = True) ->
     sets.dedup.write(ws.root / "dedup" / "world-pool")
     register_dataset(sets.pool, "world-pool-voted", ws)  # the pool with its selection frequencies
     mistakes = next(r for r in study.mistakes if r.model.split(":")[-1] == REVIEW_MISTAKES_MODEL)
+    # the demo's own tasks: a rerun rebuilds them, and one that changed (a workspace moved to another folder
+    # names its dedup folder anew) replaces the old file, which the review package keeps as a backup
     made = [
-        tk.duplicates_task(ws.root / "dedup" / "world-pool", query="world-pool", workspace=ws),
-        tk.classes_task("world-pool-voted", reference="world-train", workspace=ws),
-        tk.labelling_task(world.root / "hits" / "batch.json", ["world-pool", "world-test"], workspace=ws),
-        tk.images_task("world-pool", "watermarks", workspace=ws),
+        tk.duplicates_task(ws.root / "dedup" / "world-pool", query="world-pool", workspace=ws, replace=True),
+        tk.classes_task("world-pool-voted", reference="world-train", workspace=ws, replace=True),
+        tk.labelling_task(world.root / "hits" / "batch.json", ["world-pool", "world-test"], workspace=ws,
+                          replace=True),
+        tk.images_task("world-pool", "watermarks", workspace=ws, replace=True),
         tk.images_task("world-multilabel", review_config(), name=f"mistakes-{REVIEW_MISTAKES_MODEL}",
-                       items=review_queue_items(mistakes.table, include_not_mistakes=False), workspace=ws),
+                       items=review_queue_items(mistakes.table, include_not_mistakes=False), workspace=ws,
+                       replace=True),
     ]
     for t in made:
         warm_thumbnails(t, ws, progress=progress)
