@@ -92,3 +92,20 @@ def test_components_cli_review_task_and_export(zoo_world, tmp_path, capsys):
     expected = {"2": [doc["classes"]["2"][0]["component"]], "9": [doc["classes"]["9"][0]["component"]]}
     assert got == expected
     assert main(["--quiet", "--workspace", ws, "spurious", "export", "--task", "no-such-task"]) == 2
+
+
+def test_decomposition_identity_on_a_world_model(train_features, zoo_world):
+    """S3's identity on the real features of a zoo CNN: every fit image and unseen test images, every class."""
+    clf, train, feats, _ = train_features
+    test = zoo_world.manifest("test")
+    test_feats = predict(test, [clf], workspace=zoo_world.workspace, features=True, progress=False)[0].features
+    w, b = (t.numpy() for t in clf.last_layer())
+    labels = np.asarray(train.labels)
+    for k in range(10):
+        rows = np.flatnonzero(labels == k)
+        pca = fit_class(feats[rows], w[k], float(b[k]), k)
+        for f in (feats[rows], test_feats):
+            total = pca.alpha(f).astype(np.float64).sum(1) + pca.mean.astype(np.float64).sum() + pca.bias
+            err = np.abs(total - pca.logit(f)) / np.maximum(1.0, np.abs(pca.z(f)).sum(1))
+            assert err.max() <= 1e-4, (k, err.max())
+        assert pca.n_fit == len(rows) and pca.dim == feats.shape[1] > pca.n_fit  # N_k < D here
