@@ -214,3 +214,70 @@ def test_reference_imagenetv2_topk(reference):
     p = load_model(f"predictions:{reference}/imagenetv2/predictions/imagenetv2-b-33.npz#resnet50")
     assert p.kind == "topk" and p.values.shape == (10000, 5) and p.name == "resnet50"
     assert p.values.min() >= 0 and p.values.max() <= 999
+
+
+# --- hostile prediction files (issue 18.6): one line, exit 2, never a traceback or a huge allocation -------
+def _magic_and_header(shape, dtype):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()  # write_array_header_1_0 writes the magic string too
+
+
+@pytest.mark.parametrize("case", ["huge-npy", "empty-columns", "truncated-npz", "not-a-zip", "huge-topk",
+                                  "empty-topk", "negative-topk", "fraction-topk"])
+def test_hostile_prediction_files_are_one_line_input_errors(tmp_path, case):
+    from shiftlab.errors import InputError
+    from shiftlab.models.specs import load_model
+
+    if case == "huge-npy":
+        p = tmp_path / "p.npy"
+        p.write_bytes(_magic_and_header((10**12, 2), "<f4") + b"\0" * 64)
+        match = "claims shape"
+    elif case == "empty-columns":
+        p = tmp_path / "p.npy"
+        np.save(p, np.zeros((6, 0), np.float32))
+        match = "got shape"
+    elif case in ("truncated-npz", "not-a-zip"):
+        p = tmp_path / "p.npz"
+        full = tmp_path / "full.npz"
+        np.savez(full, logits=np.random.default_rng(0).normal(size=(50, 10)).astype(np.float32))
+        data = full.read_bytes()
+        p.write_bytes(data[: len(data) // 2] if case == "truncated-npz" else b"PK\x03\x04 not really a zip")
+        match = "cannot read"
+    else:
+        cell = {"huge-topk": "99999999999999999999999", "empty-topk": "", "negative-topk": "-3",
+                "fraction-topk": "2.5"}[case]
+        p = tmp_path / "p.csv"
+        p.write_text(f"image_id,top1,top2\na.png,3,4\nb.png,{cell},1\n")
+        match = "is not a class index"
+    with pytest.raises(InputError, match=match) as e:
+        load_model(f"predictions:{p}")
+    assert "\n" not in str(e.value)
+
+
+def test_prediction_reader_fuzz(tmp_path):
+    """Arbitrary bytes under each suffix: the reader loads them or says why in one line, nothing else."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from shiftlab.errors import InputError
+    from shiftlab.models.specs import load_model
+
+    valid = {".npy": (tmp_path / "v.npy"), ".npz": (tmp_path / "v.npz")}
+    np.save(valid[".npy"], np.ones((4, 3), np.float32))
+    np.savez(valid[".npz"], logits=np.ones((4, 3), np.float32))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(suffix=st.sampled_from([".npy", ".npz", ".csv"]), cut=st.integers(0, 400), noise=st.binary(max_size=64))
+    def check(suffix, cut, noise):
+        base = valid[suffix].read_bytes() if suffix in valid else b"image_id,top1\na,1\nb,2\n"
+        p = tmp_path / f"f{suffix}"
+        p.write_bytes(base[:cut] + noise)
+        try:
+            load_model(f"predictions:{p}")
+        except InputError as e:
+            assert "\n" not in str(e)
+
+    check()

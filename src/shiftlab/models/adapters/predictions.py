@@ -15,6 +15,7 @@ errors — and otherwise by position with the row count checked.
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,15 +134,40 @@ def _ids_from(names, get) -> tuple[np.ndarray | None, str | None]:
     return None, None
 
 
+def _check_npy_header(f, size: int, what: str, spec: str) -> None:
+    """Read an .npy header from ``f`` and refuse an array the ``size`` bytes after it cannot hold (a header that
+    claims (10**12, 2) would otherwise be allocated before the data is found missing)."""
+    try:
+        fmt = np.lib.format
+        version = fmt.read_magic(f)
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        if read is None:
+            raise ValueError(f".npy format version {version} (this reader knows 1.0 and 2.0)")
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{spec}: {what} is not a readable .npy array ({' '.join(str(e).split())[:100]})") from None
+    if dtype.hasobject:
+        raise InputError(f"{spec}: {what} holds Python objects; save numbers (np.save without pickles)")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > size - f.tell():
+        raise InputError(f"{spec}: {what} claims shape {shape} ({need:,} bytes) but holds {size - f.tell():,}; "
+                         "the file is truncated or corrupt")
+
+
 def _read(path: Path, array: str | None, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             if array:
                 raise InputError(f"{spec}: a .npy file holds one array; drop '#{array}'")
+            with open(path, "rb") as f:
+                _check_npy_header(f, path.stat().st_size, path.name, spec)
             return np.load(path, allow_pickle=False), None
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
+                for info in z.zip.infolist():  # every member's header checked before any array is loaded
+                    with z.zip.open(info) as f:
+                        _check_npy_header(f, info.file_size, f"{path.name}:{info.filename}", spec)
                 names = list(z.files)
                 ids, id_name = _ids_from(names, lambda n: z[n])
                 arrays = [n for n in names if n != id_name]
@@ -161,17 +187,27 @@ def _read(path: Path, array: str | None, spec: str) -> tuple[np.ndarray, np.ndar
             df = pd.read_csv(path, dtype={n: str for n in ID_NAMES}) if suffix == ".csv" else pd.read_parquet(path)
             ids, id_name = _ids_from(list(df.columns), lambda n: df[n])
             cols = [c for c in df.columns if c != id_name]
-            topk = sorted((int(m.group(1)), c) for c in cols if (m := _TOPK_COL.match(str(c))))
+            topk = sorted((int(m.group(1)), c) for c in cols if (m := _TOPK_COL.fullmatch(str(c))))
             if topk:
-                return df[[c for _, c in topk]].to_numpy(dtype=np.int64), ids
+                t = df[[c for _, c in topk]].apply(pd.to_numeric, errors="coerce")
+                # an empty cell read as int64 became class -9223372036854775808; a huge one overflowed
+                bad = t.isna() | (t < 0) | (t >= 2**31) | (t % 1 != 0)
+                if bad.to_numpy().any():
+                    r, c = np.argwhere(bad.to_numpy())[0]
+                    cell = df[t.columns[c]].iloc[r]
+                    shown = "an empty cell" if pd.isna(cell) else repr(str(cell)[:30])
+                    raise InputError(f"{spec}: row {r + 2}, column {t.columns[c]}: {shown} is not a class index")
+                return t.to_numpy(dtype=np.int64), ids
             num = df[cols].select_dtypes("number")
             if num.shape[1] != len(cols):
                 other = [c for c in cols if c not in num.columns]
                 raise InputError(f"{spec}: non-numeric column(s) {', '.join(map(str, other[:3]))}; expected an "
                                  "id column plus class scores or top1…topk")
             return num.to_numpy(), ids
-    except (OSError, ValueError) as e:
-        raise InputError(f"{spec}: cannot read {path.name} ({' '.join(str(e).split())[:120]})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, OverflowError) as e:
+        # truncated (EOFError), not a zip (BadZipFile), a member missing from a damaged archive (KeyError)
+        raise InputError(f"{spec}: cannot read {path.name} ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:120]})") from None
     raise InputError(f"{spec}: unsupported file type {suffix!r}; use .npy, .npz, .csv or .parquet")
 
 
@@ -188,7 +224,7 @@ def load(rest: str, *, spec: str, workspace=None) -> PrecomputedPredictions:
     values, ids = _read(path, array or None, spec)
     if values.ndim == 1:
         values = values[:, None]
-    if values.ndim != 2 or len(values) == 0:
+    if values.ndim != 2 or 0 in values.shape:
         raise InputError(f"{spec}: expected a 2-d array (images × classes or × k), got shape {values.shape}")
     if ids is not None and len(ids) != len(values):
         raise InputError(f"{spec}: {len(ids)} ids for {len(values)} rows")
