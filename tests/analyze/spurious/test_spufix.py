@@ -85,6 +85,8 @@ def test_degenerate_directions_are_one_line_errors(data):
     with pytest.raises(InputError, match="DᵀD is singular") as e:
         class_fix(np.concatenate([a, a], axis=1), f.numpy(), w[0].numpy(), 0, [0, 0])
     assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="no components to fix"):
+        class_fix(a[:, :0], f.numpy(), w[0].numpy(), 0, [])
     with pytest.raises(InputError, match="row for row"):
         class_fix(a[:-1], f.numpy(), w[0].numpy(), 0, [0])
 

@@ -45,7 +45,9 @@ def class_fix(source_alpha: np.ndarray, target_features: np.ndarray, target_weig
     """
     a = np.asarray(source_alpha, np.float64)
     f = np.asarray(target_features, np.float64)
-    if a.ndim != 2 or f.ndim != 2 or len(a) != len(f):
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise InputError(f"SpuFix class {cls}: no components to fix")
+    if f.ndim != 2 or len(a) != len(f):
         raise InputError(f"SpuFix class {cls}: the source's α ({a.shape}) and the target's features ({f.shape}) "
                          "must come from the same fit images, row for row")
     z = f * np.asarray(target_weight, np.float64)[None, :]
@@ -165,7 +167,9 @@ def build_spufix(target: Classifier, source: Classifier, components: dict[int, l
         pca = store.get_or_fit(source.key, fit_manifest.content_hash, k,
                                lambda rows=rows, k=k: fit_class(src_p.features[rows], ws_[k], float(bs[k]), k))
         comps = components[k]
-        if comps and max(comps) >= pca.dim:
+        if not comps:  # a class listed with no spurious component needs no fix
+            continue
+        if max(comps) >= pca.dim:
             raise InputError(f"SpuFix: class {k} has {pca.dim} components, not {max(comps) + 1}")
         alpha = pca.alpha(src_p.features[rows], comps)
         fixes.append(class_fix(alpha, tgt_p.features[rows], wt[k], k, comps))
