@@ -28,6 +28,7 @@ from shiftlab.world import World, WorldConfig, build_world
 from shiftlab.world.imagenetv2 import WorldTestSets, build_world_testsets
 from shiftlab.world.label_sections import label_issues_section, multilabel_section
 from shiftlab.world.plants import mark_examples
+from shiftlab.world.spurious_section import spurious_section
 from shiftlab.world.zoo import ZOO, train_zoo
 
 POOL_SAMPLE = 300
@@ -278,6 +279,7 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     sec, study = multilabel_section(world, models, progress=progress)
     report.add(sec)
     report.add(label_issues_section(world, models, progress=progress)[0])
+    report.add(spurious_section(world, models, acc, progress=progress))
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc, sets)
