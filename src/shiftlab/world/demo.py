@@ -279,7 +279,7 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     sec, study = multilabel_section(world, models, progress=progress)
     report.add(sec)
     report.add(label_issues_section(world, models, progress=progress)[0])
-    report.add(spurious_section(world, models, acc, progress=progress))
+    report.add(spurious_section(world, models, acc, progress=progress)[0])
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc, sets)

@@ -84,9 +84,10 @@ def _shown_components(world: World, k: int, *, progress: bool):
     return meta, {f"c{c.index}": c.visualisation for c in cc.components}
 
 
-def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *, progress: bool = True) -> Section:
-    """The section (module docstring). ``models``: world zoo specs; ``acc``: the demo's accuracy table (its
-    ``model`` and ``top1_id`` columns give each model's test accuracy)."""
+def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *,
+                     progress: bool = True) -> tuple[Section, pd.DataFrame, pd.DataFrame]:
+    """(the section (module docstring), the components table, the scores table). ``models``: world zoo specs;
+    ``acc``: the demo's accuracy table (its ``model`` and ``top1_id`` columns give each model's test accuracy)."""
     ws = world.workspace
     names = world.manifest("test").vocabulary.names
     train = world.manifest("train")
@@ -112,7 +113,8 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *, prog
                      **{f"{names[k]}: spurious components": ", ".join(map(str, v)) or "—"
                         for k, v in labelled.items()},
                      "false discoveries (cue-free classes)": sum(false.values())})
-    sec.table(pd.DataFrame(rows),
+    found = pd.DataFrame(rows)
+    sec.table(found,
               caption=f"Components labelled spurious per cue class (indices by descending eigenvalue, among the top "
                       f"{TOP}), and how many of the top {TOP} components of the {len(names) - len(cue_classes)} "
                       f"cue-free classes reach the same {SHARE:.0%} share of images with any cue: false "
@@ -166,4 +168,4 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *, prog
                "Left: the spurious score (mean AP over the cue classes; higher = less reliance on the cue) against "
                "test accuracy for each zoo model, before (circles) and after SpuFix (triangles, joined by a line). "
                "Right: the mean probability of the cue's class on the spurious set (lower = less reliance).")
-    return sec
+    return sec, found, table
