@@ -27,7 +27,7 @@
   }
   const src = (im) => (thumbs[im.label] && thumbs[im.label][im.id]) || img(data.dataset, im.id, T.grid);
 
-  document.getElementById("legend").replaceChildren(el("span", {}, el("kbd", {text: "0"}), " keep "),
+  SL.put(document.getElementById("legend"), el("span", {}, el("kbd", {text: "0"}), " keep "),
     ...reasons.map((r, i) => el("span", {}, el("kbd", {text: String(i + 1)}), ` ${r} `)),
     el("span", {}, el("kbd", {text: "["}), el("kbd", {text: "]"}), " class ", el("kbd", {text: "space"}), " enlarge ",
       el("kbd", {text: "u"}), " undo ", el("kbd", {text: "?"}), " help"));
@@ -49,7 +49,7 @@
   }
 
   function renderList() {
-    document.getElementById("class-list").replaceChildren(...classes.map((c, i) => {
+    SL.put(document.getElementById("class-list"), classes.map((c, i) => {
       const done = data.images.filter((im) => im.label === c.index && st[im.id]).length;
       return el("button", {type: "button", class: i === ci ? "current" : "", onclick: () => pick(i)},
         el("span", {text: c.name}), el("span", {class: "muted", text: `${done}/${c.n}`}));
@@ -68,14 +68,14 @@
     setPos(`${ci}:${shown[pos] ? shown[pos].id : ""}`);
     renderList();
     if (!c) return;
-    document.getElementById("class-head").replaceChildren(
+    SL.put(document.getElementById("class-head"),
       el("div", {}, el("h1", {text: c.name}), el("div", {class: "muted", text: [c.wnid, c.names.slice(1).join(", ")].filter(Boolean).join(" · ")}),
         el("div", {text: c.gloss || ""})),
       el("div", {class: "refs"}, c.references.map((id) => el("img", {class: "px", src: img(data.reference, id, T.reference), alt: `reference ${id}`, title: `reference ${id}`}))));
     const all = data.images.filter((im) => im.label === c.index);
     document.getElementById("progress").textContent =
       `${shown.length} shown · ${all.filter((im) => st[im.id]).length} of ${all.length} reviewed · ${all.filter((im) => st[im.id] && st[im.id].decision === "blacklist").length} blacklisted`;
-    document.getElementById("grid").replaceChildren(...shown.map((im, i) => {
+    SL.put(document.getElementById("grid"), shown.map((im, i) => {
       const e = st[im.id];
       return el("div", {class: "tile" + (i === pos ? " focus" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
                         dataset: {id: im.id}, title: im.id, onclick: () => { pos = i; render(); }},

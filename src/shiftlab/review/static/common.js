@@ -26,6 +26,17 @@ const SL = (() => {
     return e;
   }
 
+  // replaceChildren stringifies null ("null" on the page): every view fills nodes through put, which skips
+  // null/undefined/false the way el does
+  function put(node, ...kids) {
+    node.replaceChildren();
+    for (const c of kids.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
   function status(msg, bad) {
     statusEl.textContent = msg;
     statusEl.classList.toggle("bad", !!bad);
@@ -116,7 +127,7 @@ const SL = (() => {
   function overlay(id, show) { document.getElementById(id).hidden = !show; }
   function preview(figs) {
     const body = document.getElementById("preview-body");
-    body.replaceChildren(...figs.map(([src, cap]) => el("figure", {}, el("img", {src, alt: cap}), el("figcaption", {text: cap}))));
+    put(body, figs.map(([src, cap]) => el("figure", {}, el("img", {src, alt: cap}), el("figcaption", {text: cap}))));
     overlay("preview", true);
   }
   document.getElementById("help-button").addEventListener("click", () => overlay("help", true));
@@ -157,5 +168,5 @@ const SL = (() => {
   for (const [k, v] of Object.entries(document.body.dataset)) {
     if (k.startsWith("thumb")) thumbs[k.slice(5).toLowerCase()] = Number(v);
   }
-  return {thumbs, el, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
+  return {thumbs, el, put, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
 })();

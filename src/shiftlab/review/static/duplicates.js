@@ -17,7 +17,7 @@
       pairs.length ? `pair ${pos + 1} / ${pairs.length} · decided ${decided}` : "the queue is empty";
     if (!p) return;
     const q = document.getElementById("query");
-    q.replaceChildren(
+    SL.put(q,
       el("img", {class: "px", src: img(p.query_dataset, p.query, T.query), alt: `query ${p.query}`}),
       el("figcaption", {}, el("b", {text: "query "}), `${p.query} · ${p.query_dataset}`));
     const group = pairs.map((x, i) => [x, i]).filter(([x]) => x.query === p.query);
@@ -38,7 +38,7 @@
           el("button", {type: "button", onclick: (ev) => { ev.stopPropagation(); go(i); mark("distinct"); }}, el("kbd", {text: "2"}), " not")));
       return card;
     });
-    document.getElementById("neighbours").replaceChildren(...cards);
+    SL.put(document.getElementById("neighbours"), cards);
     const f = document.querySelector(".ncard.focus");
     if (f) f.scrollIntoView({block: "nearest"});
   }

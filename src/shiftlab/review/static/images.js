@@ -54,14 +54,17 @@
     const it = items[pos];
     const e = it ? st[it.id] : null;
     document.getElementById("caption").textContent = it ? [`${it.id}`, it.caption || ""].filter(Boolean).join("\n") : "";
-    document.getElementById("options").replaceChildren(...cfg.decisions.map((d, i) =>
+    SL.put(document.getElementById("options"), cfg.decisions.map((d, i) =>
       el("li", {class: it && it.suggestion && it.suggestion.decision === d.name ? "suggested" : ""}, el("kbd", {text: String(i + 1)}), ` ${d.name}`,
         d.help ? el("span", {class: "muted", text: ` — ${d.help}`}) : null)));
     const rp = document.getElementById("reason-pick");
     rp.hidden = !pending;
-    if (pending) rp.replaceChildren(el("b", {text: `${pending.name}: reason?`}), el("br"),
+    if (pending) SL.put(rp, el("b", {text: `${pending.name}: reason?`}), el("br"),
       ...pending.reasons.map((r, i) => el("span", {}, el("kbd", {text: String(i + 1)}), ` ${r}  `)), el("span", {class: "muted", text: "Esc cancels"}));
-    document.getElementById("current").replaceChildren(
+    const sg = it && it.suggestion;
+    SL.put(document.getElementById("current"),
+      sg ? el("div", {class: "suggestion"}, "suggested: ", el("b", {text: sg.decision}), sg.reason ? ` · ${sg.reason}` : "",
+        el("span", {class: "muted"}, " — ", el("kbd", {text: "a"}), " accepts")) : null,
       cropping ? el("div", {text: box ? `crop box: ${box.join(", ")} px` : "no crop box (drag on the image)"}) : null,
       e ? el("div", {}, "decided: ", el("b", {text: e.decision}), e.reason ? ` · ${e.reason}` : "", e.crop ? ` · crop ${e.crop.join(",")}` : "", el("span", {class: "muted", text: ` by ${e.reviewer}`})) : el("div", {class: "muted", text: "undecided"}));
     const decided = items.filter((x) => st[x.id]).length;
@@ -78,7 +81,7 @@
     paintStrip();
   }
   function paintStrip() {
-    document.getElementById("strip").replaceChildren(...items.map((x, i) => {
+    SL.put(document.getElementById("strip"), items.map((x, i) => {
       const e = st[x.id];
       const cls = e ? (e.decision === cfg.decisions[0].name ? "ok" : "other") : "";
       return el("div", {class: "tile" + (i === pos ? " focus" : ""), title: x.id, dataset: {id: x.id}, onclick: () => go(i)},
@@ -113,6 +116,17 @@
   // reasons may outnumber decisions: keep every digit live while a reason is pending
   for (let k = cfg.decisions.length; k < 9; k++) on([String(k + 1)], () => {
     if (pending && pending.reasons[k]) { const d = pending; pending = null; commit(d, d.reasons[k]); }
+  });
+  // accept the suggestion (its decision and reason) as it stands
+  on(["a"], () => {
+    const it = items[pos];
+    const sg = it && it.suggestion;
+    if (!sg) { status("no suggestion for this image", true); return; }
+    const d = cfg.decisions.find((x) => x.name === sg.decision);
+    if (!d) return;
+    if (d.reasons.length && !d.reasons.includes(sg.reason)) { pending = d; renderSide(); return; }  // ask for the reason
+    pending = null;
+    commit(d, d.reasons.length ? sg.reason : null);
   });
   on(["Escape"], () => { pending = null; renderSide(); });
   on(["c"], () => { box = null; drawBox(); renderSide(); });

@@ -23,12 +23,12 @@
     pos = Math.min(Math.max(0, pos), h.n - 1);
     setPos(`${hi}:${pos}`);
     const done = hits.filter((x) => st[x.target]).length;
-    document.getElementById("instructions").replaceChildren("Select every image that contains ", el("b", {text: h.class_name}),
+    SL.put(document.getElementById("instructions"), "Select every image that contains ", el("b", {text: h.class_name}),
       el("span", {class: "gloss", text: h.gloss || ""}));
     document.getElementById("progress").textContent =
       `page ${hi + 1} / ${hits.length} · ${answers.filter(Boolean).length} selected · ${st[h.target] ? "submitted" : "not submitted"} · ${done} pages submitted`;
     const src = (i) => `/hitimg/${encodeURIComponent(SL.task)}/${encodeURIComponent(h.target)}/${i}?size=${T.hit}`;
-    document.getElementById("grid").replaceChildren(...Array.from({length: h.n}, (_, i) =>
+    SL.put(document.getElementById("grid"), Array.from({length: h.n}, (_, i) =>
       el("div", {class: "tile" + (answers[i] ? " selected" : "") + (i === pos ? " focus" : ""), dataset: {pos: String(i)},
                  onclick: () => { pos = i; answers[i] = !answers[i]; render(); }},
         el("img", {class: "px", src: src(i), alt: `image ${i + 1}`}))));
