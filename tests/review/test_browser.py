@@ -142,7 +142,7 @@ def test_labelling_page_submits_what_hits_import_reads(page, live, rws, tmp_path
         if i < max(chosen):
             page.keyboard.press("j")
     page.keyboard.press("k")
-    page.keyboard.press("x")  # toggle 8 on …
+    page.keyboard.press("x")  # select 8 …
     page.keyboard.press("2")  # … and 2 clears it again
     assert page.locator("#grid .tile.selected").count() == 3
     _shot(page, "labelling")

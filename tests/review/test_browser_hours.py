@@ -4,6 +4,9 @@ read against the keys the app binds."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -53,3 +56,69 @@ def test_mistakes_view_shows_no_null_and_a_accepts_the_suggestion(page, live, rw
     ev = _events(rws, task["name"])
     assert [(e.target, e.decision, e.reason) for e in ev] == [
         (task["items"][0]["id"], "Fine-grained error", "Minor"), (task["items"][1]["id"], "Not a mistake", None)]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+VIEWS = {"near-duplicates": "duplicates", "class browser": "classes", "labelling": "labelling", "image decisions": "images"}
+ARROWS = ["ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp"]
+
+
+def _keys(text: str) -> set[str]:
+    """The keys a README cell names: `1`–`5` is a range, `space` the space bar, "arrows" the four arrows."""
+    out = set()
+    for a, b in re.findall(r"`([^`]+)`\s*–\s*`([^`]+)`", text):
+        out |= {str(i) for i in range(int(a), int(b) + 1)}
+    text = re.sub(r"`[^`]+`\s*–\s*`[^`]+`", "", text)
+    out |= {{"space": " ", "Esc": "Escape"}.get(k, k) for k in re.findall(r"`([^`]+)`", text)}
+    if "arrows" in text:
+        out |= set(ARROWS)
+    return out
+
+
+def _readme_keys():
+    sec = README.read_text(encoding="utf-8").split("## The review app", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in VIEWS:
+            rows[VIEWS[cells[0]]] = _keys(cells[2])
+    everywhere = _keys(re.search(r"Everywhere:(.*?)Decisions flow", sec, re.S).group(1))
+    return rows, everywhere
+
+
+def test_readme_key_table_matches_the_keys_each_view_binds(page, live, rws):
+    rows, everywhere = _readme_keys()
+    assert set(rows) == set(VIEWS.values()), rows
+    assert {"j", "k", "u", "?", "Escape", *ARROWS} <= everywhere, everywhere
+    first = True
+    for kind, documented in rows.items():
+        if first:
+            _open(page, live, rws.tasks[kind]["name"])
+            first = False
+        else:
+            page.goto(f"{live.url}/task/{rws.tasks[kind]['name']}")
+        _until(page, "SL.boundKeys().includes('u')")
+        bound = set(page.evaluate("SL.boundKeys()"))
+        # every key the README gives this view does something there, and the view binds nothing it does not name
+        assert documented <= bound, (kind, documented - bound)
+        assert bound <= documented | everywhere, (kind, bound - documented - everywhere)
+        assert everywhere - {"?", "Escape"} <= bound, (kind, everywhere - bound)  # ? and Esc: common.js itself
+
+
+def test_labelling_1_and_x_select_and_2_unselects(page, live, rws):
+    _open(page, live, rws.tasks["labelling"]["name"])
+    page.wait_for_selector("#grid .tile.focus")
+    sel = page.locator("#grid .tile.selected")
+    page.keyboard.press("1")
+    expect(sel).to_have_count(1)
+    page.keyboard.press("1")  # selecting again keeps it selected (not a toggle)
+    page.keyboard.press("x")
+    expect(sel).to_have_count(1)
+    page.keyboard.press("2")
+    expect(sel).to_have_count(0)
+    page.keyboard.press("2")
+    expect(sel).to_have_count(0)
+    page.locator("#grid .tile").nth(3).click()  # a click toggles
+    expect(sel).to_have_count(1)
+    page.locator("#grid .tile").nth(3).click()
+    expect(sel).to_have_count(0)

@@ -168,5 +168,5 @@ const SL = (() => {
   for (const [k, v] of Object.entries(document.body.dataset)) {
     if (k.startsWith("thumb")) thumbs[k.slice(5).toLowerCase()] = Number(v);
   }
-  return {thumbs, el, put, api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
+  return {thumbs, el, put, boundKeys: () => Object.keys(keys).sort(), api, status, decide, undo, state, items, getPos, setPos, on, preview, overlay, img, fmt, task, reviewer};
 })();

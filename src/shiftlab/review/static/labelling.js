@@ -54,7 +54,7 @@
     render();
   }
   document.getElementById("submit").addEventListener("click", submit);
-  on(["1", "x"], () => { answers[pos] = !answers[pos]; render(); });
+  on(["1", "x"], () => { answers[pos] = true; render(); });  // select (a click toggles)
   on(["2"], () => { answers[pos] = false; render(); });
   on(["Enter"], submit);
   on(["j", "ArrowRight"], () => { pos += 1; render(); });
