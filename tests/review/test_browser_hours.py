@@ -122,3 +122,56 @@ def test_labelling_1_and_x_select_and_2_unselects(page, live, rws):
     expect(sel).to_have_count(1)
     page.locator("#grid .tile").nth(3).click()
     expect(sel).to_have_count(0)
+
+
+def test_undo_moves_back_to_the_undone_tile_in_every_view(page, live, rws):
+    # near-duplicates: decide pair 1, walk on, undo → pair 1 again
+    dup = rws.tasks["duplicates"]
+    _open(page, live, dup["name"])
+    page.wait_for_selector(".ncard.focus")
+    page.keyboard.press("1")
+    expect(page.locator("#progress")).to_contain_text("decided 1")
+    page.keyboard.press("j"), page.keyboard.press("j")
+    page.keyboard.press("u")
+    expect(page.locator("#progress")).to_contain_text("pair 1 / ")
+    expect(page.locator("#progress")).to_contain_text("decided 0")
+
+    # image decisions: the same
+    im = rws.tasks["images"]
+    page.goto(f"{live.url}/task/{im['name']}")
+    expect(page.locator("#progress")).to_contain_text("1 / ")
+    page.keyboard.press("1")
+    expect(page.locator("#progress")).to_contain_text("2 / ")
+    expect(page.locator("#progress")).to_contain_text("decided 1")
+    page.keyboard.press("j"), page.keyboard.press("j")
+    expect(page.locator("#progress")).to_contain_text("4 / ")
+    page.keyboard.press("u")
+    expect(page.locator("#progress")).to_contain_text("1 / ")
+    expect(page.locator("#progress")).to_contain_text("decided 0")
+
+    # class browser: blacklist a tile of class 1, move to the next class, undo → class 1, that tile in focus
+    cl = rws.tasks["classes"]
+    page.goto(f"{live.url}/task/{cl['name']}")
+    page.wait_for_selector("#grid .tile.focus")
+    page.keyboard.press("j")
+    target = page.get_attribute("#grid .tile.focus", "data-id")
+    first_class = page.text_content("#class-head h1")
+    page.keyboard.press("2")
+    expect(page.locator(f'#grid .tile[data-id="{target}"] .badge')).to_have_count(1)
+    page.keyboard.press("]")
+    expect(page.locator("#class-head h1")).not_to_have_text(first_class)
+    page.keyboard.press("u")
+    expect(page.locator("#class-head h1")).to_have_text(first_class)
+    expect(page.locator("#grid .tile.focus")).to_have_attribute("data-id", target)
+    expect(page.locator(f'#grid .tile[data-id="{target}"] .badge')).to_have_count(0)
+
+    # labelling: submit page 1, go on to page 3, undo → page 1, not submitted
+    lb = rws.tasks["labelling"]
+    page.goto(f"{live.url}/task/{lb['name']}")
+    page.wait_for_selector("#grid .tile.focus")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("submitted page 1")
+    page.keyboard.press("]")
+    expect(page.locator("#progress")).to_contain_text(re.compile("^page 3"))
+    page.keyboard.press("u")
+    expect(page.locator("#progress")).to_contain_text(re.compile("^page 1 / .* not submitted"))

@@ -115,7 +115,17 @@
   on(["ArrowUp"], () => { pos -= cols(); render(); });
   on(["]"], () => pick(ci + 1));
   on(["["], () => pick(ci - 1));
-  on(["u"], async () => { await undo(); st = await SL.state(); render(); });
+  on(["u"], async () => {  // back to the undone tile, in its class (filters allowing)
+    const r = await undo();
+    st = await SL.state();
+    const im = r && r.target ? data.images.find((x) => x.id === r.target) : null;
+    if (im) {
+      const k = classes.findIndex((c) => c.index === im.label);
+      if (k >= 0 && k !== ci) { ci = k; await loadThumbs(classes[ci].index); }
+      savedId = im.id;
+    }
+    render();
+  });
   on([" "], () => {
     const im = shown[pos];
     if (!im) return;
