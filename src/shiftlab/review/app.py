@@ -350,7 +350,14 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
     @app.get("/task/{name}", response_class=HTMLResponse)
     def task_page(request: Request, name: str):
         task, targets = task_of(name)
-        return page(request, f"{task['kind']}.html", task=task, n=len(targets),
+        thresholds = None
+        if task["kind"] == "duplicates":  # the thresholds that queued the pairs, for the page's legend
+            from shiftlab.curate.sample import read_queue_thresholds
+            try:
+                thresholds = read_queue_thresholds(task["dedup_dir"])
+            except ShiftlabError:
+                thresholds = None  # an unreadable file only loses the numbers of the legend
+        return page(request, f"{task['kind']}.html", task=task, n=len(targets), thresholds=thresholds,
                     title=task.get("config", {}).get("title") if task["kind"] == "images" else None)
 
     @app.get("/favicon.ico")

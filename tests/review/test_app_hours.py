@@ -1,0 +1,42 @@
+"""The review app's pages explain themselves (issue 19.7): the near-duplicate view states the thresholds that
+queued its pairs and what the highlight means."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shiftlab.review.app import create_app
+
+TOKEN = "secret-token-for-tests"
+
+
+@pytest.fixture
+def client(rws):
+    with TestClient(create_app(rws.ws, token=TOKEN)) as c:
+        c.get(f"/?token={TOKEN}")
+        yield c
+
+
+def _legend(client, task):
+    r = client.get(f"/task/{task['name']}")
+    assert r.status_code == 200, r.text
+    m = re.search(r'<p class="muted explain" id="metric-legend">(.*?)</p>', r.text, re.S)
+    assert m, r.text
+    return " ".join(re.sub(r"<[^>]+>", "", m.group(1)).split())
+
+
+def test_duplicates_page_explains_thresholds_and_highlight(client, rws):
+    task = rws.tasks["duplicates"]
+    text = _legend(client, task)  # no queue_thresholds.json: the rule without numbers
+    assert "at most that metric's threshold." in text and "≤" not in text
+    assert "highlighted metrics are the ones that queued this pair" in text and "#n is the neighbour's rank" in text
+    (Path(task["dedup_dir"]) / "queue_thresholds.json").write_text(json.dumps({"phash": 8.0, "l2": 5397323.0}))
+    text = _legend(client, task)
+    assert "(l2 ≤ 5.397e+06, phash ≤ 8)" in text, text
+    (Path(task["dedup_dir"]) / "queue_thresholds.json").write_text("[1, 2]")  # unreadable: the page still opens
+    assert "threshold." in _legend(client, task)
