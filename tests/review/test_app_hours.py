@@ -40,3 +40,25 @@ def test_duplicates_page_explains_thresholds_and_highlight(client, rws):
     assert "(l2 ≤ 5.397e+06, phash ≤ 8)" in text, text
     (Path(task["dedup_dir"]) / "queue_thresholds.json").write_text("[1, 2]")  # unreadable: the page still opens
     assert "threshold." in _legend(client, task)
+
+
+def test_positions_are_kept_per_reviewer_and_task_on_the_server(client, rws, tmp_path):
+    from shiftlab.review.app import TOKEN_HEADER
+
+    d, c = rws.tasks["duplicates"]["name"], rws.tasks["classes"]["name"]
+    h = {TOKEN_HEADER: TOKEN}
+    assert client.get(f"/api/tasks/{d}/position?reviewer=ann").json()["position"] is None
+    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "ann", "position": "7"}).status_code in (401, 403)
+    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "ann", "position": "7"}, headers=h).status_code == 200
+    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "bob", "position": "2"}, headers=h).status_code == 200
+    assert client.put(f"/api/tasks/{c}/position", json={"reviewer": "ann", "position": "1:x.png"}, headers=h).status_code == 200
+    assert client.get(f"/api/tasks/{d}/position?reviewer=ann").json()["position"] == "7"
+    assert client.get(f"/api/tasks/{d}/position?reviewer=bob").json()["position"] == "2"
+    assert client.get(f"/api/tasks/{c}/position?reviewer=ann").json()["position"] == "1:x.png"
+    assert client.get(f"/api/tasks/{c}/position?reviewer=bob").json()["position"] is None
+    assert client.get("/api/tasks/nowhere/position?reviewer=ann").status_code == 404
+    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "", "position": "1"}, headers=h).status_code == 400
+    # a restarted server reads them back
+    with TestClient(create_app(rws.ws, token=TOKEN)) as c2:
+        c2.get(f"/?token={TOKEN}")
+        assert c2.get(f"/api/tasks/{d}/position?reviewer=ann").json()["position"] == "7"

@@ -5,6 +5,7 @@ read against the keys the app binds."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,24 @@ def test_undo_moves_back_to_the_undone_tile_in_every_view(page, live, rws):
     expect(page.locator("#progress")).to_contain_text(re.compile("^page 3"))
     page.keyboard.press("u")
     expect(page.locator("#progress")).to_contain_text(re.compile("^page 1 / .* not submitted"))
+
+
+def test_position_follows_the_reviewer_to_another_browser(page, live, rws):
+    task = rws.tasks["duplicates"]
+    _open(page, live, task["name"], who="ann")
+    page.wait_for_selector(".ncard.focus")
+    for _ in range(3):
+        page.keyboard.press("j")
+    expect(page.locator("#progress")).to_contain_text("pair 4 / ")
+    deadline = time.monotonic() + 10  # the last move reaches the server
+    while live.app.state.positions.get(task["name"], "ann") != "3":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    browser = page.context.browser
+    for who, expected in (("ann", "pair 4 / "), ("bob", "pair 1 / ")):
+        ctx = browser.new_context()  # another browser profile: no local storage, no URL hash
+        pg = ctx.new_page()
+        pg.goto(f"{live.url}/?token={live.token}")
+        _open(pg, live, task["name"], who=who)
+        expect(pg.locator("#progress")).to_contain_text(expected)
+        ctx.close()

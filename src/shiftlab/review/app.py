@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import queue
 import secrets
 import threading
@@ -28,7 +29,7 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shiftlab.errors import InputError, ShiftlabError
+from shiftlab.fsutil import atomic_write_json
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import THUMB_SIZES, ImageServer
 from shiftlab.review.log import LIMITS, MAX_EVENT_ID, ReviewLog, check_crop, check_text, fold
@@ -77,6 +79,44 @@ class UndoIn(BaseModel):
     reviewer: str | None = _text("reviewer")
     event_id: int | None = Field(None, ge=1, le=MAX_EVENT_ID)  # SQLite's integers are 64-bit
     key: str | None = _text("key")
+
+
+class PositionIn(BaseModel):
+    """The body of ``PUT /api/tasks/{name}/position``: where this reviewer is in the task's queue."""
+
+    reviewer: str | None = _text("reviewer")
+    position: str = Field(max_length=LIMITS["target"] + 16)
+
+
+class Positions:
+    """Each reviewer's place in each task (``<workspace>/review/positions.json``), kept on the server so that a
+    reviewer resumes where they left off from any browser, and two reviewers on one browser do not share it."""
+
+    def __init__(self, path: Path):
+        self.path, self._lock = Path(path), threading.Lock()
+        self._data: dict | None = None
+
+    def _load(self) -> dict:
+        if self._data is None:
+            try:
+                d = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+            except (OSError, ValueError):
+                d = {}  # a damaged file loses only positions, never a decision
+            self._data = d if isinstance(d, dict) else {}
+        return self._data
+
+    def get(self, task: str, reviewer: str) -> str | None:
+        with self._lock:
+            v = self._load().get(task, {})
+            return v.get(reviewer) if isinstance(v, dict) else None
+
+    def set(self, task: str, reviewer: str, position: str) -> None:
+        with self._lock:
+            d = self._load()
+            if not isinstance(d.get(task), dict):
+                d[task] = {}
+            d[task][reviewer] = position
+            atomic_write_json(self.path, d)
 
 
 class Committer:
@@ -428,6 +468,21 @@ def create_app(workspace=None, *, token: str | None = None, reviewer: str | None
         except ShiftlabError as e:
             raise HTTPException(400, str(e)) from None
         return e.to_json()
+
+    positions = app.state.positions = Positions(tk.log_path(ws).parent / "positions.json")
+
+    @app.get("/api/tasks/{name}/position")
+    def api_position(name: str, given: str | None = Query(None, alias="reviewer", max_length=LIMITS["reviewer"])):
+        task_of(name)
+        by = reviewer or (given or "").strip()
+        return {"reviewer": by, "position": positions.get(name, by) if by else None}
+
+    @app.put("/api/tasks/{name}/position")
+    def api_set_position(name: str, p: PositionIn):
+        task_of(name)
+        by = who(p.reviewer)
+        positions.set(name, by, p.position)
+        return {"reviewer": by, "position": p.position}
 
     @app.post("/api/tasks/{name}/undo")
     def api_undo(name: str, u: UndoIn):

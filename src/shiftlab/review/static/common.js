@@ -73,6 +73,15 @@ const SL = (() => {
     localStorage.setItem("shiftlab:reviewer", name);
     document.getElementById("who-dialog").hidden = true;
     showWho();
+    // this reviewer worked here before (maybe in another browser): reopen at their place
+    const was = serverPos;
+    serverPos = null;
+    loadPos().then(() => {
+      if (serverPos !== null && serverPos !== undefined && serverPos !== was) {
+        history.replaceState(null, "", location.pathname + location.search);
+        location.reload();
+      }
+    });
   });
   document.getElementById("who").addEventListener("click", () => { if (!fixedReviewer) askWho(); });
 
@@ -110,18 +119,30 @@ const SL = (() => {
 
   // a labelling task answers with this reviewer's own submissions only
   const state = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/state?reviewer=${encodeURIComponent(reviewer())}`);
-  const items = () => api("GET", `/api/tasks/${encodeURIComponent(task)}/items`);
 
-  // position: the URL hash wins (shareable), then this browser's last position in this task
+  // position: the URL hash wins (shareable), then this reviewer's last position in this task, kept by the
+  // server (per reviewer, not per browser); views read it after items(), which waits for it
+  let serverPos = null;
+  async function loadPos() {
+    if (!task || !reviewer()) return;
+    try {
+      serverPos = (await api("GET", `/api/tasks/${encodeURIComponent(task)}/position?reviewer=${encodeURIComponent(reviewer())}`)).position;
+    } catch (e) { serverPos = null; }
+  }
+  const posReady = loadPos();
+  const items = async () => (await Promise.all([api("GET", `/api/tasks/${encodeURIComponent(task)}/items`), posReady]))[0];
   function getPos(fallback) {
     const m = /pos=([^&]+)/.exec(location.hash);
     if (m) return decodeURIComponent(m[1]);
-    const v = localStorage.getItem(`shiftlab:pos:${task}`);
-    return v === null ? fallback : v;
+    return serverPos === null || serverPos === undefined ? fallback : serverPos;
   }
+  let posChain = Promise.resolve();  // one at a time, in order: the last move is the one kept
   function setPos(v) {
-    localStorage.setItem(`shiftlab:pos:${task}`, String(v));
     history.replaceState(null, "", `#pos=${encodeURIComponent(v)}`);
+    if (String(v) === serverPos || !reviewer()) return;
+    serverPos = String(v);
+    const body = {reviewer: reviewer(), position: serverPos};
+    posChain = posChain.then(() => api("PUT", `/api/tasks/${encodeURIComponent(task)}/position`, body)).catch(() => {});
   }
 
   function overlay(id, show) { document.getElementById(id).hidden = !show; }
