@@ -197,3 +197,23 @@ def test_position_follows_the_reviewer_to_another_browser(page, live, rws):
         _open(pg, live, task["name"], who=who)
         expect(pg.locator("#progress")).to_contain_text(expected)
         ctx.close()
+
+
+def test_n_marks_the_rest_of_the_query_not_duplicate(page, live, rws):
+    task = rws.tasks["duplicates"]
+    items = task["items"]
+    q0 = items[0]["query"]
+    group = [it["target"] for it in items if it["query"] == q0]
+    assert len(group) >= 2, "the fixture's first query needs two neighbours"
+    _open(page, live, task["name"])
+    page.wait_for_selector(".ncard.focus")
+    page.keyboard.press("1")  # the first pair: duplicate; the rest of that query in one key
+    expect(page.locator("#progress")).to_contain_text("decided 1")
+    page.keyboard.press("n")
+    expect(page.locator("#progress")).to_contain_text(f"decided {len(group)}")
+    expect(page.locator("#progress")).to_contain_text(f"pair {len(group) + 1} / ")  # the next query
+    ev = _events(rws, task["name"])
+    assert {(e.target, e.decision) for e in ev} == {(group[0], "duplicate"), *((t, "distinct") for t in group[1:])}
+    page.keyboard.press("n")  # the next query's pairs, none of the first's again
+    expect(page.locator("#status")).to_contain_text("not duplicate")
+    assert all(e.target not in group for e in _events(rws, task["name"])[len(ev):])

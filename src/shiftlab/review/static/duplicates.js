@@ -50,6 +50,20 @@
     st[p.target] = await decide(p.target, decision);
     render();
   }
+  // bulk: every undecided pair of this query from the focus on is not a duplicate; focus moves to the next query
+  async function restNotDuplicate() {
+    const p = pairs[pos];
+    if (!p) return;
+    const rest = pairs.filter((x, i) => x.query === p.query && i >= pos && !st[x.target]);
+    if (!rest.length) { status(`nothing undecided left for query ${p.query}`); return; }
+    const next = pairs.findIndex((x, i) => i > pos && x.query !== p.query);
+    go(next >= 0 ? next : pos);
+    const saved = await Promise.all(rest.map((x) => decide(x.target, "distinct")));
+    rest.forEach((x, k) => { st[x.target] = saved[k]; });
+    render();
+    status(`${rest.length} pair(s) of query ${p.query}: not duplicate (u undoes one at a time)`);
+  }
+  on(["n"], restNotDuplicate);
   on(["1"], () => mark("duplicate"));
   on(["2"], () => mark("distinct"));
   on(["j", "ArrowDown", "ArrowRight"], () => go(pos + 1));
