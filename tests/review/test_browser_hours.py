@@ -217,3 +217,28 @@ def test_n_marks_the_rest_of_the_query_not_duplicate(page, live, rws):
     page.keyboard.press("n")  # the next query's pairs, none of the first's again
     expect(page.locator("#status")).to_contain_text("not duplicate")
     assert all(e.target not in group for e in _events(rws, task["name"])[len(ev):])
+
+
+def test_a_range_in_the_class_grid_takes_one_decision(page, live, rws):
+    task = rws.tasks["classes"]
+    _open(page, live, task["name"])
+    page.wait_for_selector("#grid .tile.focus")
+    ids = page.eval_on_selector_all("#grid .tile", "ts => ts.map(t => t.dataset.id)")
+    page.keyboard.press("J"), page.keyboard.press("J")  # tiles 0..2
+    expect(page.locator("#grid .tile.ranged")).to_have_count(3)
+    page.keyboard.press("3")
+    expect(page.locator("#grid .tile.ranged")).to_have_count(0)
+    expect(page.locator("#grid .tile .badge")).to_have_count(3)
+    page.locator("#grid .tile").nth(4).click()
+    page.locator("#grid .tile").nth(6).click(modifiers=["Shift"])  # tiles 4..6
+    expect(page.locator("#grid .tile.ranged")).to_have_count(3)
+    page.keyboard.press("Escape")  # dropped: the next key decides the focus only
+    expect(page.locator("#grid .tile.ranged")).to_have_count(0)
+    page.locator("#grid .tile").nth(6).click(modifiers=["Shift"])
+    expect(page.locator("#grid .tile.ranged")).to_have_count(1)
+    page.locator("#grid .tile").nth(4).click(modifiers=["Shift"])
+    page.keyboard.press("0")
+    expect(page.locator("#grid .tile .badge")).to_have_count(6)
+    got = {(e.target, e.decision, e.reason) for e in _events(rws, task["name"])}
+    r = task["reasons"][2]
+    assert got == {*((i, "blacklist", r) for i in ids[:3]), *((i, "ok", None) for i in ids[4:7])}, got

@@ -17,6 +17,7 @@
   let pos = 0;
   let savedId = saved.slice(1).join(":") || null;
   let shown = [];
+  const sel = new Set();  // a range of tiles (J/K or shift-click from the focus) that the next decision takes
   const thumbs = {};  // class index → {id: data URL}: one request per class instead of one per image
   async function loadThumbs(k) {
     if (thumbs[k] === undefined) {
@@ -77,8 +78,8 @@
       `${shown.length} shown · ${all.filter((im) => st[im.id]).length} of ${all.length} reviewed · ${all.filter((im) => st[im.id] && st[im.id].decision === "blacklist").length} blacklisted`;
     SL.put(document.getElementById("grid"), shown.map((im, i) => {
       const e = st[im.id];
-      return el("div", {class: "tile" + (i === pos ? " focus" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
-                        dataset: {id: im.id}, title: im.id, onclick: () => { pos = i; render(); }},
+      return el("div", {class: "tile" + (i === pos ? " focus" : "") + (sel.has(im.id) ? " ranged" : "") + (e && e.decision === "blacklist" ? " decided-bad" : ""),
+                        dataset: {id: im.id}, title: im.id, onclick: (ev) => { if (ev.shiftKey) extendTo(i); else { sel.clear(); pos = i; } render(); }},
         e ? el("span", {class: `badge ${e.decision}`, text: e.decision === "blacklist" ? e.reason : "ok"}) : null,
         el("img", {class: "px", src: src(im), alt: im.id}),
         el("div", {class: "meta"}, el("span", {text: `f ${fmt(im.frequency)}`}), el("span", {text: im.n_annotations === null ? "" : `n ${im.n_annotations}`})));
@@ -87,6 +88,7 @@
     if (f) f.scrollIntoView({block: "nearest"});
   }
   async function pick(i) {
+    sel.clear();
     ci = Math.min(Math.max(0, i), classes.length - 1);
     pos = 0;
     if (classes[ci]) await loadThumbs(classes[ci].index);
@@ -96,7 +98,25 @@
     const g = document.getElementById("grid");
     return Math.max(1, getComputedStyle(g).gridTemplateColumns.split(" ").length);
   }
+  function extendTo(i) {
+    const to = Math.min(Math.max(0, i), shown.length - 1);
+    if (!shown[pos] || to < 0) return;
+    if (!sel.size) sel.add(shown[pos].id);
+    for (let k = Math.min(pos, to); k <= Math.max(pos, to); k++) sel.add(shown[k].id);
+    pos = to;
+  }
+  async function markRange(decision, reason) {
+    const ids = shown.filter((im) => sel.has(im.id)).map((im) => im.id);
+    sel.clear();
+    render();
+    const saved = await Promise.all(ids.map((id) => decide(id, decision, reason ? {reason} : {})));
+    ids.forEach((id, k) => { st[id] = saved[k]; });
+    if (ui.unrev.checked) pos = Math.min(pos, visible().length - 1);
+    render();
+    SL.status(`${ids.length} images: ${reason || decision} (u undoes one at a time)`);
+  }
   async function mark(decision, reason) {
+    if (sel.size) return markRange(decision, reason);
     const im = shown[pos];
     if (!im) return;
     const saving = decide(im.id, decision, reason ? {reason} : {});
@@ -113,6 +133,9 @@
   on(["k", "ArrowLeft"], () => { pos -= 1; render(); });
   on(["ArrowDown"], () => { pos += cols(); render(); });
   on(["ArrowUp"], () => { pos -= cols(); render(); });
+  on(["J"], () => { extendTo(pos + 1); render(); });
+  on(["K"], () => { extendTo(pos - 1); render(); });
+  on(["Escape"], () => { sel.clear(); render(); });
   on(["]"], () => pick(ci + 1));
   on(["["], () => pick(ci - 1));
   on(["u"], async () => {  // back to the undone tile, in its class (filters allowing)
