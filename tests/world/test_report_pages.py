@@ -64,7 +64,9 @@ def test_demo_report_page(demo):
     _, res = demo
     facts = _check_page(res.path, "demo-report.png")
     # every figure the report draws is on the page, numbered in order, the marks legend among them
-    assert len(facts["figures"]) == 9 and len(facts["tables"]) == 7
+    # (the spurious-features section adds 4 figures and 2 tables to the 9 and 7 before it)
+    assert len(facts["figures"]) == 13 and len(facts["tables"]) == 9
+    assert any(f.startswith("Figure 13. Left: the spurious score") for f in facts["figures"])
     assert facts["figures"][1].startswith("Figure 2. The marks on the thumbnails")
     assert any(t.startswith("Table 5. Share of each model's top-1 errors") for t in facts["tables"])
     # the same checks in a small laptop's window
