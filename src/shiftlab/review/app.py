@@ -31,7 +31,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -40,17 +40,12 @@ from starlette.concurrency import run_in_threadpool
 from shiftlab.errors import InputError, ShiftlabError
 from shiftlab.fsutil import atomic_write_json
 from shiftlab.review import tasks as tk
+from shiftlab.review.gate import MAX_BODY, TOKEN_HEADER, BodyLimit, TokenGate, cookie_name  # noqa: F401 (API)
 from shiftlab.review.images import THUMB_SIZES, ImageServer
 from shiftlab.review.log import LIMITS, MAX_EVENT_ID, ReviewLog, check_crop, check_text, fold
 from shiftlab.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
-TOKEN_HEADER = "X-Shiftlab-Token"
-COOKIE = "shiftlab_token"  # + a digest of the token: cookies are per host, not per port, so two servers
-# on one machine must not overwrite each other's (nor hand theirs to whatever else listens there)
-SAFE_METHODS = {"GET", "HEAD"}
-#: the largest request body accepted (bytes): a decision is a few hundred; a note at its limit, escaped, fits
-MAX_BODY = 256 * 1024
 
 
 def _text(field: str):
@@ -190,13 +185,6 @@ class Committer:
         self._thread.join(timeout=10)
 
 
-_SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                                 b"frame-ancestors 'none'"),
-]
-
-
 def check_crop_inside(box: tuple[int, int, int, int], size: tuple[int, int] | None) -> None:
     """A crop box must lie inside the image it was drawn on (its own pixels, as shown upright)."""
     if size is None:
@@ -204,91 +192,6 @@ def check_crop_inside(box: tuple[int, int, int, int], size: tuple[int, int] | No
     w, h = size
     if box[2] > w or box[3] > h:
         raise InputError(f"crop box {list(box)} reaches outside the {w}×{h} image")
-
-
-def cookie_name(token: str) -> str:
-    """The access cookie's name for ``token``: ``shiftlab_token_`` + the first 12 hex digits of its sha256."""
-    import hashlib
-
-    return f"{COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:12]}"
-
-
-class TokenGate:
-    """Pure ASGI middleware (no per-request task hop, unlike ``@app.middleware``): the access rules above."""
-
-    def __init__(self, app, token: str):
-        self.app, self.token = app, token
-        self.cookie = cookie_name(token)
-
-    def _ok(self, given: str | None) -> bool:
-        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        request = Request(scope)
-        ok_header = self._ok(request.headers.get(TOKEN_HEADER))
-        ok_cookie = self._ok(request.cookies.get(self.cookie))
-        if request.method in SAFE_METHODS:
-            if self._ok(request.query_params.get("token")):
-                # first visit: trade the URL token for a cookie and drop it from the address bar
-                clean = request.url.remove_query_params("token")
-                # "/" + the path without leading slashes: "//host/x" would leave the site
-                path = "/" + clean.path.lstrip("/")
-                resp = RedirectResponse(path + (f"?{clean.query}" if clean.query else ""), 303)
-                resp.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
-                return await resp(scope, receive, send)
-            if not (ok_header or ok_cookie):
-                return await Response("unauthorized", 401, media_type="text/plain")(scope, receive, send)
-        elif not ok_header:
-            # a cookie alone never authorises a change: that is what a cross-site form would carry
-            resp = Response("forbidden", 403, media_type="text/plain") if ok_cookie else \
-                Response("unauthorized", 401, media_type="text/plain")
-            return await resp(scope, receive, send)
-
-        async def send_secure(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_secure)
-
-
-class BodyLimit:
-    """Pure ASGI middleware: a request body over ``max_body`` bytes is answered 413 before the app sees it (by
-    its Content-Length, or counted as it arrives when it has none)."""
-
-    def __init__(self, app, max_body: int = MAX_BODY):
-        self.app, self.max_body = app, max_body
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
-            return await self.app(scope, receive, send)
-        too_big = Response(f"request body over {self.max_body:,} bytes", 413, media_type="text/plain")
-        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_body:
-            return await too_big(scope, receive, send)
-        chunks, n = [], 0
-        while True:  # read it all here (bounded), then hand the app one message
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            n += len(message.get("body", b""))
-            if n > self.max_body:
-                return await too_big(scope, receive, send)
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 def create_app(workspace=None, *, token: str | None = None, reviewer: str | None = None) -> FastAPI:

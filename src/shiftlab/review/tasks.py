@@ -28,7 +28,6 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +38,8 @@ from shiftlab.data.layouts import read_dataset
 from shiftlab.errors import InputError
 from shiftlab.fsutil import parse_json, read_json, replace_bytes
 from shiftlab.registry import check_name, dataset_path
-from shiftlab.review.log import LIMITS, UNDO, ReviewLog, open_log, read_decisions
+from shiftlab.review.decision_configs import builtin_config, check_config
+from shiftlab.review.log import UNDO, ReviewLog, open_log, read_decisions
 from shiftlab.workspace import Workspace
 
 KINDS = ("classes", "duplicates", "labelling", "images")
@@ -425,42 +425,6 @@ def check_submission(task: dict, target: str, note: str | None) -> None:
 
 
 # --- generic image decisions ----------------------------------------------------------------------------
-def builtin_config(name: str) -> dict:
-    """The built-in ``images`` review configuration ``name`` (``watermarks``) as a dict; ``InputError`` if unknown."""
-    try:
-        text = resources.files("shiftlab.review").joinpath("configs", f"{name}.json").read_text()
-    except (FileNotFoundError, OSError):
-        raise InputError(f"no built-in review configuration {name!r} (built in: watermarks)") from None
-    return json.loads(text)
-
-
-def check_config(cfg: Mapping) -> dict:
-    """Decisions (1–9, one digit key each), each with up to 9 reasons and whether it takes a crop box."""
-    decisions = cfg.get("decisions") if isinstance(cfg, Mapping) else None
-    if not isinstance(decisions, list) or not 1 <= len(decisions) <= 9:
-        raise InputError("a review configuration needs 'decisions': a list of 1 to 9 {name, reasons?, crop?}")
-    out = []
-    for d in decisions:
-        if not isinstance(d, Mapping) or not isinstance(d.get("name"), str) or not d["name"].strip():
-            raise InputError(f"decision {str(d)[:80]!r}: needs a 'name'")
-        if len(d["name"].strip()) > LIMITS["decision"]:
-            raise InputError(f"decision {d['name'][:40]!r}…: at most {LIMITS['decision']} characters (the log's limit)")
-        reasons = d.get("reasons", [])
-        if not isinstance(reasons, list) or len(reasons) > 9 or not all(isinstance(r, str) for r in reasons):
-            raise InputError(f"decision {d['name']!r}: 'reasons' must be a list of at most 9 strings")
-        if any(len(r) > LIMITS["reason"] for r in reasons):
-            raise InputError(f"decision {d['name']!r}: a reason has at most {LIMITS['reason']} characters")
-        crop = d.get("crop", "no")
-        if crop not in ("no", "optional", "required"):
-            raise InputError(f"decision {d['name']!r}: 'crop' is one of no, optional, required")
-        name = d["name"].strip()
-        if name == "undo" or name in {o["name"] for o in out}:
-            raise InputError(f"decision {name!r}: names must be unique and not 'undo' (the log's own event)")
-        out.append({"name": name, "reasons": reasons, "crop": crop, "help": str(d.get("help", ""))})
-    return {"title": str(cfg.get("title", "Image decisions")), "instructions": str(cfg.get("instructions", "")),
-            "decisions": out}
-
-
 def read_id_list(path: str | os.PathLike) -> list[str]:
     """Image ids from a text file, one per line, exactly as written (blank lines skipped): an id may begin or end
     with a space (a file named " a.png"), so stripping could name another image."""
