@@ -66,6 +66,8 @@ def visualise(clf, pca: ClassPCA, components, *, steps: int = 200, seed: int = 0
     if comps and (min(comps) < 0 or max(comps) >= pca.dim):
         raise InputError(f"class {pca.cls} has components 0..{pca.dim - 1}, not {comps}")
     c, h, w = clf.recipe.input_shape
+    if not comps:
+        return np.zeros((0, c, h, w), np.float32), np.zeros(0), np.zeros(0)
     eps = visualisation_eps(h) if eps is None else float(eps)
     dev = clf.device
     wk = torch.as_tensor(pca.weight, device=dev)
@@ -93,8 +95,6 @@ def visualise(clf, pca: ClassPCA, components, *, steps: int = 200, seed: int = 0
         out_x.append(x.cpu().numpy().astype(np.float32))
         out_a.append(alpha.astype(np.float64))
         out_p.append(prob.cpu().numpy().astype(np.float64))
-    if not comps:
-        return np.zeros((0, c, h, w), np.float32), np.zeros(0), np.zeros(0)
     return np.concatenate(out_x), np.concatenate(out_a), np.concatenate(out_p)
 
 
