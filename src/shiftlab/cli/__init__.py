@@ -16,11 +16,13 @@ import typer
 
 from shiftlab.cli import (
     datasets,
+    easyset,
     evaluate,
     imagenetv2,
     mistakes,
     models,
     review,
+    robust,
     robustness,
     spurious,
     spurious_components,
@@ -81,7 +83,7 @@ def _creates_workspace(ctx: typer.Context) -> bool:
 
 
 for _module in (evaluate, datasets, models, world, imagenetv2, robustness, review, mistakes, spurious,
-                spurious_components):
+                spurious_components, robust, easyset):
     _module.register(app)
 
 
