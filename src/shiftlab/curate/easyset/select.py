@@ -1,0 +1,93 @@
+"""From a dataset and an ensemble to the ranked candidate lists (SPECS S5 "Filter" and "Ranking"): predictions come
+through the prediction store (any adapter, ``predictions:`` included), the optional single-label filter drops images
+without exactly one ReaL label and classes left with fewer than ``min_class_images``; ``extras`` are the target's
+correctly classified images outside its top-k, the pool that fills short classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from shiftlab.curate.easyset.ranking import candidate_table, correct_rows, rank, softmax_rows
+from shiftlab.errors import InputError
+
+
+@dataclass
+class EasysetRanking:
+    """The ranked lists of one run. ``ranking``: ``{model: {class: [[file, confidence], …]}}``; ``target``: the
+    model the set is for (a key of ``ranking``); ``candidates``: every model's row per image (``CANDIDATE_COLUMNS``);
+    ``dropped_classes``: classes left out for having fewer than ``min_class_images`` images after the filter."""
+
+    ranking: dict
+    target: str
+    candidates: pd.DataFrame
+    n_images: int
+    n_filtered: int
+    dropped_classes: list[int] = field(default_factory=list)
+    parameters: dict = field(default_factory=dict)
+
+    def target_ranking(self) -> dict[int, list[tuple[str, float]]]:
+        """The target model's lists as ``{class: [(file, confidence), …]}``."""
+        return {int(k): [(f, c) for f, c in v] for k, v in self.ranking[self.target].items()}
+
+
+def single_label_filter(manifest, label_source: str):
+    """Keep images with exactly one ReaL label and relabel them with it (SPECS S5: class membership and
+    "correct" both use that label). ``label_source``: ``real:PATH``."""
+    from shiftlab.data.labelfiles import REAL_COLUMN, apply_label_sources
+
+    if not label_source.startswith("real:"):
+        raise InputError(f"--single-label {label_source!r}: give real:PATH (ReaL's real.json)")
+    m = apply_label_sources(manifest, [label_source])
+    real = m.table[REAL_COLUMN]
+    one = real.map(lambda v: v is not None and len(v) == 1).to_numpy()
+    t = m.table[one].copy()
+    t["label"] = [int(v[0]) for v in real[one]]
+    return replace(m, table=t.reset_index(drop=True))
+
+
+def _scores(p) -> np.ndarray:
+    if p.kind == "topk":
+        raise InputError(f"{p.model}: top-k predictions carry no confidence; the ranking needs logits or "
+                         "probabilities")
+    return p.values.astype(np.float32) if p.kind == "probabilities" else softmax_rows(p.values)
+
+
+def rank_dataset(manifest, ensemble: Sequence[str], target: str, *, single_label: str | None = None, top: int = 5,
+                 min_class_images: int = 5, agreement: str = "own", tie: str = "name", workspace=None,
+                 device: str = "auto", batch_size: int = 64, progress: bool = True) -> EasysetRanking:
+    """Rank ``manifest``'s images per class and per model (module docstring). ``ensemble``: model specs; ``target``
+    one of them (or an extra spec, then ranked too). Defaults reproduce the released ``safebets.json``."""
+    from shiftlab.predict.engine import predict
+
+    specs = list(dict.fromkeys([*ensemble, target]))
+    n_images = len(manifest)
+    if single_label:
+        manifest = single_label_filter(manifest, single_label)
+    counts = pd.Series(manifest.labels).value_counts()
+    dropped = sorted(int(k) for k in range(len(manifest.vocabulary)) if 0 < counts.get(k, 0) < min_class_images)
+    keep = ~pd.Series(manifest.labels).isin(dropped).to_numpy() & (manifest.labels >= 0)
+    manifest = manifest.subset(keep)
+    preds = predict(manifest, specs, workspace=workspace, device=device, batch_size=batch_size, progress=progress)
+    names = [p.model for p in preds]
+    if len(set(names)) != len(names):
+        raise InputError(f"two models share the display name {names}; give each spec once")
+    cand = candidate_table(manifest.ids, manifest.labels, {p.model: _scores(p) for p in preds},
+                           {p.model: p.valid for p in preds})
+    ranking = rank(cand, top=top, agreement=agreement, tie=tie, models=names)
+    params = {"ensemble": list(ensemble), "target": target, "top": top, "agreement": agreement, "tie": tie,
+              "single_label": single_label, "min_class_images": min_class_images, "dataset": manifest.name}
+    return EasysetRanking(ranking, names[specs.index(target)], cand, n_images, len(manifest), dropped, params)
+
+
+def extras(candidates: pd.DataFrame, target: str, klass: int, exclude: Sequence[str], n: int,
+           *, agreement: str = "own") -> list[tuple[str, float]]:
+    """Up to ``n`` images of ``klass`` outside ``exclude`` (the ranked top-k) that the target classifies correctly,
+    by confidence desc, then file name: the order a reviewer is offered them in."""
+    right = correct_rows(candidates, agreement=agreement)
+    rows = right[(right["model"] == target) & (right["label"] == klass) & ~right["id"].isin(list(exclude))]
+    rows = rows.sort_values(["confidence", "id"], ascending=[False, True], kind="mergesort").head(n)
+    return [(str(f), float(np.float32(c))) for f, c in zip(rows["id"], rows["confidence"])]
