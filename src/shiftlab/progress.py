@@ -75,6 +75,17 @@ def bar(description: str, total: int | None, disable: bool = False):
         yield _Bar(p, p.add_task(description, total=total))
 
 
+@contextmanager
+def bars(disable: bool = False):
+    """Several bars in one live display (rich allows one at a time): ``with bars() as new:``, then
+    ``b = new("model on set", n)`` and ``b.advance(k)``; every bar is disabled when ``disable`` or quiet."""
+    if disable or is_quiet():
+        yield lambda description, total: _Bar(None, None)
+        return
+    with _progress() as p:
+        yield lambda description, total: _Bar(p, p.add_task(description, total=total))
+
+
 def info(msg: str) -> None:
     """Print a message on stderr, unless quiet."""
     if not is_quiet():

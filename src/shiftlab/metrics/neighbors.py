@@ -47,7 +47,8 @@ def _sq_dist64(q: np.ndarray, reference: np.ndarray, idx: np.ndarray, budget: in
     return out
 
 
-def _knn_chunk(q: np.ndarray, reference: np.ndarray, k: int, ref_chunk: int, margin: int):
+def _knn_chunk(reference: np.ndarray, q: np.ndarray, k: int, ref_chunk: int, margin: int):
+    """The exact k nearest rows of ``reference`` for one chunk of queries: (dist (n, k), idx (n, k))."""
     import faiss
 
     n, m = len(q), len(reference)
@@ -72,7 +73,8 @@ def _knn_chunk(q: np.ndarray, reference: np.ndarray, k: int, ref_chunk: int, mar
 
 
 def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2", chunk: int = 4096,
-        ref_chunk: int | None = None, cache_dir: str | os.PathLike | None = None, margin: int = 8):
+        ref_chunk: int | None = None, cache_dir: str | os.PathLike | None = None, margin: int = 8,
+        map_chunks=None):
     """Exact k nearest references of each query row.
 
     query (n, d), reference (m, d): any numeric dtype (uint8 pixels stay uint8 until a chunk is used).
@@ -83,6 +85,9 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2",
     ``k + margin`` per chunk pair; the shortlist is
     re-scored in float64), so no distance matrix larger than one chunk pair is ever held. With
     ``cache_dir``, each query chunk's result is stored under sha256(chunk bytes, reference hash, k).
+    ``map_chunks(fn, reference, items)``: computes ``fn(reference, *item)`` for each query chunk's item and
+    yields the results in order (an executor's ``map``, e.g. on a Ray cluster); default here, one by one.
+    The results do not depend on it.
     """
     if metric != "l2":
         raise InputError(f"knn metric must be 'l2', not {metric!r}")
@@ -102,18 +107,23 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, metric: str = "l2",
         return dist, idx
     cache = Path(cache_dir) if cache_dir is not None else None
     ref_hash = hash_rows(reference) if cache is not None else ""
+    todo = []  # (lo, hi, cache file or None) of the query chunks not in the cache
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
-        q = query[lo:hi]
         f = None
         if cache is not None:
-            key = hashlib.sha256(f"{hash_rows(q)}|{ref_hash}|{k}|{margin}".encode()).hexdigest()
+            key = hashlib.sha256(f"{hash_rows(query[lo:hi])}|{ref_hash}|{k}|{margin}".encode()).hexdigest()
             f = cache / f"knn-{key[:32]}.npz"
             if f.is_file():
                 with np.load(f) as z:
                     dist[lo:hi], idx[lo:hi] = z["dist"], z["idx"]
                 continue
-        d, i = _knn_chunk(q, reference, k, ref_chunk, margin)
+        todo.append((lo, hi, f))
+    # each query chunk's result depends on that chunk alone, so it may be computed anywhere, in any order
+    items = ((query[lo:hi], k, ref_chunk, margin) for lo, hi, _ in todo)
+    results = map_chunks(_knn_chunk, reference, items) if map_chunks is not None else \
+        (_knn_chunk(reference, *item) for item in items)
+    for (lo, hi, f), (d, i) in zip(todo, results):
         dist[lo:hi], idx[lo:hi] = d, i
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,18 @@ from shiftlab.progress import bar
 CHUNK = 64  # rows per decoded chunk: small, so that the first model can start early
 
 
+def decode_pixels(path, recipe, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | None, str | None]:
+    """One image file at the recipe's geometry: (uint8 (C, H, W), None), or (None, reason) when it cannot be
+    decoded. The one decoding step of every executor, so that the local cache and Ray workers agree bit for bit."""
+    r = decode_image(path, mode=recipe.mode, max_pixels=max_pixels)
+    if not r.ok:
+        return None, r.reason
+    try:
+        return recipe.apply(r.image), None
+    except Exception as e:
+        return None, f"corrupt: {type(e).__name__}"
+
+
 class DecodedCache:
     """A manifest's images decoded once per recipe geometry into a uint8 (N, C, H, W) memory map (module docstring).
 
@@ -133,19 +145,12 @@ class DecodedCache:
                     self._mark_done(c, {int(k): v for k, v in json.loads(f.read_text()).items()})
                 else:
                     todo.append(c)
-            recipe, mode, limit = self.recipe, self.recipe.mode, self.max_pixels
+            recipe, limit = self.recipe, self.max_pixels
 
             def decode_row(i: int) -> str | None:
-                r = decode_image(paths[i], mode=mode, max_pixels=limit)
-                if not r.ok:
-                    out[i] = 0
-                    return r.reason
-                try:
-                    out[i] = recipe.apply(r.image)
-                except Exception as e:
-                    out[i] = 0
-                    return f"corrupt: {type(e).__name__}"
-                return None
+                pixels, reason = decode_pixels(paths[i], recipe, limit)
+                out[i] = 0 if pixels is None else pixels
+                return reason
 
             total = sum(min(self.chunk, self.n - c * self.chunk) for c in todo)
             with ThreadPoolExecutor(self.workers) as pool, \

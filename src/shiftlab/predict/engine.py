@@ -24,6 +24,7 @@ from shiftlab.models.adapters.predictions import PrecomputedPredictions
 from shiftlab.models.classifier import Classifier
 from shiftlab.models.specs import load_model
 from shiftlab.predict.cache import DecodedCache
+from shiftlab.predict.executors import current_executor
 from shiftlab.predict.store import DEFAULT_CHUNK, PredictionStore
 from shiftlab.progress import bar
 from shiftlab.workspace import Workspace
@@ -81,13 +82,14 @@ def prefetch(it: Iterable, depth: int = 2) -> Iterator:
         yield x
 
 
-def _batches(cache: DecodedCache, lo: int, hi: int, batch_size: int, device: torch.device):
-    """(row offsets within [lo, hi), uint8 tensor) per batch of decodable rows; each batch waits only for
-    its own rows to be decoded, so compute starts as soon as the first batch is ready."""
+def _batches(rows, lo: int, hi: int, batch_size: int, device: torch.device):
+    """(row offsets within [lo, hi), uint8 tensor) per batch of decodable rows; ``rows(a, b)`` gives
+    (uint8 pixels, valid mask) of rows [a, b). With a DecodedCache's ``rows`` each batch waits only for its
+    own rows to be decoded, so compute starts as soon as the first batch is ready."""
     pin = device.type == "cuda"
     for a in range(lo, hi, batch_size):
         b = min(hi, a + batch_size)
-        pixels, valid = cache.rows(a, b)
+        pixels, valid = rows(a, b)
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
             continue
@@ -97,6 +99,35 @@ def _batches(cache: DecodedCache, lo: int, hi: int, batch_size: int, device: tor
         yield idx + (a - lo), t
 
 
+def forward_rows(model: Classifier, rows, lo: int, hi: int, features: bool, *, batch_size: int,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 logits (hi-lo, K) and, if ``features``, (hi-lo, D) features of rows [lo, hi), NaN for the
+    undecodable ones; ``rows(a, b)`` gives (uint8 pixels, valid mask). Batches start at ``lo`` every
+    ``batch_size`` rows, so every executor that runs a store chunk through here batches it, and rounds it,
+    the same way."""
+    logits = feats = None
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    with torch.inference_mode(), amp:
+        for idx, t in prefetch(_batches(rows, lo, hi, batch_size, device)):
+            x = t.to(device, non_blocking=True).float().div_(255.0)
+            out, f = model.forward(x, features=features)
+            out = out.float().cpu().numpy()
+            if logits is None:
+                logits = np.full((hi - lo, out.shape[1]), np.nan, np.float32)
+            logits[idx] = out
+            if features:
+                f = f.float().cpu().numpy()
+                if feats is None:
+                    feats = np.full((hi - lo, f.shape[1]), np.nan, np.float32)
+                feats[idx] = f
+    if logits is None:  # every image of the rows is undecodable
+        w, _ = model.last_layer()
+        logits = np.full((hi - lo, w.shape[0]), np.nan, np.float32)
+        if features:
+            feats = np.full((hi - lo, w.shape[1]), np.nan, np.float32)
+    return logits, feats
+
+
 class Engine:
     """Holds one decoded cache per (manifest, geometry) for the duration of a run."""
 
@@ -104,6 +135,7 @@ class Engine:
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, chunk_size: int = DEFAULT_CHUNK):
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
         self.device = resolve_device(device)
+        self.device_option = device  # what a remote worker resolves for itself (``auto``: its own GPU, if any)
         if batch_size < 1:
             raise InputError("batch size must be at least 1")
         self.batch_size, self.workers, self.max_pixels = batch_size, workers, max_pixels
@@ -139,13 +171,22 @@ class Engine:
                                 {str(ids[i]): r for i, r in stored.bad.items()},
                                 np.asarray(stored.features) if features else None)
 
-    def _stored(self, manifest, model: Classifier, features: bool):
-        cell = self.store.cell(model.key, manifest, model.recipe, self.chunk_size)
-        if cell.is_complete(features):
-            return cell.load(features)
+    def cell(self, manifest, model: Classifier):
+        """The PredictionCell of (model, manifest, model's recipe) in this engine's store."""
+        return self.store.cell(model.key, manifest, model.recipe, self.chunk_size)
+
+    @staticmethod
+    def require_images(manifest) -> None:
+        """``InputError`` when predictions must be computed for a labels-only manifest."""
         if not manifest.has_images:
             raise InputError(f"{manifest.name} lists labels only (no image root): give --root with the images, "
                              "or evaluate precomputed predictions:")
+
+    def _stored(self, manifest, model: Classifier, features: bool):
+        cell = self.cell(manifest, model)
+        if cell.is_complete(features):
+            return cell.load(features)
+        self.require_images(manifest)
         with cell.writing():
             if cell.is_complete(features):  # another process finished it while we waited
                 return cell.load(features)
@@ -163,26 +204,8 @@ class Engine:
             return cell.finalize()
 
     def _run_chunk(self, model: Classifier, cache: DecodedCache, lo: int, hi: int, features: bool):
-        logits = feats = None
-        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext())
-        with torch.inference_mode(), amp:
-            for idx, t in prefetch(_batches(cache, lo, hi, self.batch_size, self.device)):
-                x = t.to(self.device, non_blocking=True).float().div_(255.0)
-                out, f = model.forward(x, features=features)
-                out = out.float().cpu().numpy()
-                if logits is None:
-                    logits = np.full((hi - lo, out.shape[1]), np.nan, np.float32)
-                logits[idx] = out
-                if features:
-                    f = f.float().cpu().numpy()
-                    if feats is None:
-                        feats = np.full((hi - lo, f.shape[1]), np.nan, np.float32)
-                    feats[idx] = f
-        if logits is None:  # every image of the chunk is undecodable
-            w, _ = model.last_layer()
-            logits = np.full((hi - lo, w.shape[0]), np.nan, np.float32)
-            if features:
-                feats = np.full((hi - lo, w.shape[1]), np.nan, np.float32)
+        logits, feats = forward_rows(model, cache.rows, lo, hi, features, batch_size=self.batch_size,
+                                     device=self.device)
         bad = {i: r for i, r in cache.bad.items() if lo <= i < hi}
         return logits, feats, bad
 
@@ -196,16 +219,19 @@ def predict(manifest, models: Sequence[str | Classifier | PrecomputedPredictions
             device: str = "auto", batch_size: int = 64, features: bool = False,
             recipe_overrides: dict | None = None, workers: int | None = None,
             max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
-            chunk_size: int = DEFAULT_CHUNK) -> list[ModelPredictions]:
-    """Predictions of each model on ``manifest``, computed once and stored; specs are loaded one at a time."""
+            chunk_size: int = DEFAULT_CHUNK, executor=None) -> list[ModelPredictions]:
+    """Predictions of each model on ``manifest``, computed once and stored; specs are loaded as the executor
+    asks for them (the local one: one at a time). ``executor``: default the one in force
+    (``shiftlab.predict.executors.current_executor``, local unless a ``use_executor`` block says otherwise)."""
     engine = Engine(workspace, device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
                     progress=progress, chunk_size=chunk_size)
-    out = []
-    try:
+
+    def loaded():
         for m in models:
-            if isinstance(m, str):
-                m = load_model(m, workspace=engine.workspace, recipe_overrides=recipe_overrides)
-            out.append(engine.predict(manifest, m, features=features))
+            yield load_model(m, workspace=engine.workspace, recipe_overrides=recipe_overrides) \
+                if isinstance(m, str) else m
+
+    try:
+        return (executor or current_executor()).predict(engine, manifest, loaded(), features=features)
     finally:
         engine.close()
-    return out

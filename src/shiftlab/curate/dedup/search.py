@@ -17,6 +17,7 @@ from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_save_npy
 from shiftlab.metrics.neighbors import hash_rows, knn
 from shiftlab.predict.engine import resolve_device
+from shiftlab.predict.executors import current_executor
 from shiftlab.progress import bar
 from shiftlab.workspace import Workspace
 
@@ -68,6 +69,7 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
         raise InputError("reference_metrics must name given reference sets and metrics among "
                          f"{', '.join(metrics)}" + (f" (not {', '.join(stray)})" if stray else ""))
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+    executor = current_executor()  # query chunks of the exact kNN go wherever predictions go (local or Ray)
     if cache_dir is None:
         cache_dir = ws.root / "cache" / "knn"
 
@@ -108,12 +110,14 @@ def find_near_duplicates(query, references: Mapping[str, object], metrics: Itera
             if metric == "aligned":
                 d, i = aligned_knn(take_rows(qa, q_rows), take_rows(ra, r_rows), k, cache_dir=cache_dir)
             else:
-                d, i = knn(take_rows(qa, q_rows), take_rows(ra, r_rows), k, chunk=chunk, cache_dir=cache_dir)
+                d, i = knn(take_rows(qa, q_rows), take_rows(ra, r_rows), k, chunk=chunk, cache_dir=cache_dir,
+                           map_chunks=executor.map)
             pairs[metric] = (d, r_rows[i])
         if "dssim" in per_ref[ref_name]:
             if not pairs:  # dssim alone: shortlist by l2
                 qa, ra = flat_pixels(pix["__query__"]), flat_pixels(pix[ref_name])
-                d, i = knn(take_rows(qa, q_rows), take_rows(ra, r_rows), k, chunk=chunk, cache_dir=cache_dir)
+                d, i = knn(take_rows(qa, q_rows), take_rows(ra, r_rows), k, chunk=chunk, cache_dir=cache_dir,
+                           map_chunks=executor.map)
                 short = [r_rows[i]]
             else:
                 short = [r[:, :dssim_k or review_k] for _, r in pairs.values()]
