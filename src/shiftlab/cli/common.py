@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -103,3 +105,30 @@ def check_out_file(path: Path, option: str, *twins: Path) -> Path:
             raise InputError(f"{option} {path}: {p} is a folder{what}; give a file path")
     check_out_folder(path.parent, option)
     return path
+
+
+def executor_option():
+    """``--executor local|ray``: where a command's predictions (and near-duplicate kNN chunks) are computed."""
+    return typer.Option("local", "--executor", help="Where predictions and kNN chunks are computed: local (this "
+                                                    "machine) or ray (a Ray cluster; pip install 'shiftlab[ray]').")
+
+
+def ray_address_option():
+    """``--ray-address`` (or ``$SHIFTLAB_RAY_ADDRESS``): the Ray cluster of ``--executor ray``."""
+    return typer.Option(None, "--ray-address", envvar="SHIFTLAB_RAY_ADDRESS", help="With --executor ray: auto (the "
+                        "cluster this machine belongs to), HOST:PORT of its head, ray://HOST:PORT (Ray Client) or "
+                        "local (start one here) [default: auto].")
+
+
+@contextmanager
+def executor_scope(executor: str, ray_address: str | None):
+    """Run the block's predictions and kNN on ``executor`` (connected first, so a missing cluster fails before
+    any work), and leave the cluster afterwards."""
+    from shiftlab.predict.executors import make_executor, use_executor
+
+    ex = make_executor(executor, ray_address)
+    try:
+        with use_executor(ex):
+            yield ex
+    finally:
+        ex.close()

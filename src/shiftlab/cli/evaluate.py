@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import check_out_file, out, pct, split_specs, table, vocabulary, ws
+from shiftlab.cli.common import (
+    check_out_file,
+    executor_option,
+    executor_scope,
+    out,
+    pct,
+    ray_address_option,
+    split_specs,
+    table,
+    vocabulary,
+    ws,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +46,8 @@ def eval_cmd(
                                             "JSON/JSONL/CSV), imagenet-m:FILE (the ImageNet-M list). Repeatable."),
     allow_missing_classes: bool = typer.Option(False, "--allow-missing-classes", help="Multi-label accuracy: "
                                                "average over the classes that have images (reports how many)."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """Top-1 / top-5 accuracy (95% Clopper–Pearson intervals) of models on a test set."""
     from shiftlab.analyze.evaluate import evaluate
@@ -44,9 +57,11 @@ def eval_cmd(
     if out_file is not None:  # before the work: a folder in the way would fail after the evaluation
         check_out_file(out_file, "--out", out_file.with_suffix(".parquet"),
                        *([_labels_file(out_file)] if labels else []))
-    res = evaluate(dataset, split_specs(models), workspace=ws(), layout=layout, root=str(root) if root else None,
-                   vocabulary=vocabulary(vocab), device=device, batch_size=batch_size,
-                   recipe_overrides=overrides, workers=workers)
+    specs = split_specs(models)
+    with executor_scope(executor, ray_address):
+        res = evaluate(dataset, specs, workspace=ws(), layout=layout, root=str(root) if root else None,
+                       vocabulary=vocabulary(vocab), device=device, batch_size=batch_size,
+                       recipe_overrides=overrides, workers=workers)
     cols = ["model", "images", "bad images", "top-1 % [95% CI]", "top-5 %"]
     t = table(f"{res.manifest.name}: {len(res.manifest)} images, {len(res.manifest.vocabulary)} classes",
               cols, right=tuple(cols[1:]))

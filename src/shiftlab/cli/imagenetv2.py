@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import check_out_folder, out, pick, split_names, table, vocabulary, ws
+from shiftlab.cli.common import (
+    check_out_folder,
+    executor_option,
+    executor_scope,
+    out,
+    pick,
+    ray_address_option,
+    split_names,
+    table,
+    vocabulary,
+    ws,
+)
 from shiftlab.errors import InputError
 
 
@@ -117,6 +128,8 @@ def dedup(
     out_dir: Path | None = typer.Option(None, "--out", help="[default: <workspace>/dedup/<query>]"),
     force: bool = typer.Option(False, "--force", help="Without --out: replace the result already in the default "
                                                       "folder (its files are kept as dated .bak backups)."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """Near-duplicates of a candidate pool (ImageNetV2 S1.3/S1.4): neighbours, review queue, resolution."""
     from shiftlab.curate.dedup import parse_thresholds, read_review_csv
@@ -134,9 +147,10 @@ def dedup(
         raise InputError(f"{folder} already holds a dedup result; give --out DIR for a new one, or --force to "
                          "replace it (the old files are kept as dated .bak backups)")
     refs = {name: read_dataset(name, workspace=ws()) for name in split_names(reference)}
-    r = dedup_pool(q, refs, split_names(metrics), k, review_k=review_k, thresholds=thresholds or None,
-                   quantile=quantile, reviews=review_table, window=window, feature_model=model, size=size,
-                   workspace=ws(), device=device)
+    with executor_scope(executor, ray_address):
+        r = dedup_pool(q, refs, split_names(metrics), k, review_k=review_k, thresholds=thresholds or None,
+                       quantile=quantile, reviews=review_table, window=window, feature_model=model, size=size,
+                       workspace=ws(), device=device)
     written = r.write(folder)
     t = table(f"near-duplicate review queue of {q.name} ({len(q)} candidates)",
               ["metric", "threshold", "queue rows", "candidates queued"],

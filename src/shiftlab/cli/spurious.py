@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import out, split_names, split_specs, table, ws
+from shiftlab.cli.common import (
+    executor_option,
+    executor_scope,
+    out,
+    ray_address_option,
+    split_names,
+    split_specs,
+    table,
+    ws,
+)
 from shiftlab.errors import InputError
 
 spurious_app = typer.Typer(help="Spurious features: neural PCA components, the spurious score, SpuFix.",
@@ -41,6 +50,8 @@ def score(
                                                             "spurious-score-<positives>-<negatives>)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """The spurious score (SPECS S3): per class k, how well p_k ranks k's positives above images of k's spurious
     feature without k. AP (the published "Spurious AUC") and ROC-AUC, per class, mean and joint."""
@@ -69,7 +80,7 @@ def score(
         neg = read_spurious_folder(negatives, klass, vocabulary=pos.vocabulary)
     else:
         neg = read_dataset(negatives, layout=negatives_layout, workspace=ws(), vocabulary=pos.vocabulary)
-    with warnings.catch_warnings():  # said once below, with the table
+    with warnings.catch_warnings(), executor_scope(executor, ray_address):  # warnings: said once below
         warnings.simplefilter("ignore", SpuriousScoreWarning)
         results = spurious_score(specs, pos, neg, by=by, klass=klass, classes=wanted, workspace=ws(),
                                  device=device, batch_size=batch_size)

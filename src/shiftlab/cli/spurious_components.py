@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from shiftlab.cli.common import check_out_folder, out, split_names, table, task_done, ws
+from shiftlab.cli.common import (
+    check_out_folder,
+    executor_option,
+    executor_scope,
+    out,
+    ray_address_option,
+    split_names,
+    table,
+    task_done,
+    ws,
+)
 from shiftlab.errors import InputError
 
 #: a component figure's file name: class and component, so that a decision names both
@@ -46,6 +56,8 @@ def components(
                                                             "[default: <workspace>/reports/spurious/<model>]."),
     task: str | None = typer.Option(None, "--task", help="Review task name [default: spurious-<model>]."),
     replace: bool = typer.Option(False, "--replace", help="Replace an existing review task of that name."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """Find, visualise and rank the neural-PCA components of classes, and open them for review."""
     from shiftlab.analyze.spurious.components import class_components
@@ -71,7 +83,8 @@ def components(
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-")[:60]
     folder = check_out_folder(out_dir or w.reports / "spurious" / slug, "--out")
     task_name = task or f"spurious-{slug}"[:100]
-    preds = predict(manifest, [clf], workspace=w, features=True)[0]
+    with executor_scope(executor, ray_address):  # the features; the PCA and visualisations stay here
+        preds = predict(manifest, [clf], workspace=w, features=True)[0]
     labels = np.where(preds.valid, np.asarray(manifest.labels), -1)
     store = PCAStore(w)
     figures = folder / "figures"
