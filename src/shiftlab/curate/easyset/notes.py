@@ -2,9 +2,10 @@
 here and tested, and a list of every statement the rules could not map (never a guess).
 
 The notes are one block per class (``class N: …``). A block is split into statements: sentences (``.``, ``!``,
-``?``), ``X-Tra:`` lines, and a clause ``… and <ids> due to …`` inside a removal sentence (it carries the
-removal over). Each statement is matched by the first rule of ``RULES`` that applies; image ids are
-``ILSVRC2012_val_<digits>`` with or without ``.JPEG``, always recorded with it (the digits kept as written).
+``?``), ``X-Tra:`` lines, a run-on sentence at an id that follows a word once an action was said, and a clause
+``… and <ids> due to …`` inside a removal sentence (it carries the removal over). Each statement is matched by
+the first rule of ``RULES`` that applies; image ids are ``ILSVRC2012_val_<digits>`` with or without ``.JPEG``,
+always recorded with it (the digits kept as written).
 
 Three rules speak about images the note does not name ("all five images were removed", "apart from X, all images
 contain watermarks", "remaining images require cropping"). They need the target's ranked list (``ranked``) and
@@ -120,6 +121,7 @@ def statements(note: str) -> tuple[list[tuple[str, bool]], list[str], str | None
         first = ""
     text = f"{first} {rest}".strip()
     parts = [p for p in re.split(r"(?<=[.!?])\s+|\s+(?=X-Tra:|Reason:)", text) if p.strip(" .!?")]
+    parts = [q for p in parts for q in _unpunctuated(p)]
     for p in parts:
         pieces = CARRY.split(p)
         if len(pieces) > 1 and not REMOVE.search(pieces[0]):
@@ -127,6 +129,18 @@ def statements(note: str) -> tuple[list[tuple[str, bool]], list[str], str | None
         out.append((pieces[0], False))
         out += [(q, True) for q in pieces[1:]]
     return out, ids, status
+
+
+def _unpunctuated(sentence: str) -> list[str]:
+    """A sentence that runs on into the next statement without a full stop ("… removed due to X <id> removed due to
+    Y."): split before an id that follows a word (not "and", "but", "from") once an action has been said."""
+    out, start = [], 0
+    for m in re.finditer(r"(?<=[a-z])\s+(?=§\d+§)", sentence):
+        left = sentence[start:m.start()]
+        if (REMOVE.search(left) or CROP.search(left)) and not re.search(r"\b(and|but|from|of)$", left):
+            out.append(left)
+            start = m.end()
+    return out + [sentence[start:]]
 
 
 def _names(s: str, ids: list[str]) -> list[str]:

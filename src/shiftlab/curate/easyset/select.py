@@ -6,7 +6,7 @@ correctly classified images outside its top-k, the pool that fills short classes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,19 +34,15 @@ class EasysetRanking:
         return {int(k): [(f, c) for f, c in v] for k, v in self.ranking[self.target].items()}
 
 
-def single_label_filter(manifest, label_source: str):
-    """Keep images with exactly one ReaL label and relabel them with it (SPECS S5: class membership and
-    "correct" both use that label). ``label_source``: ``real:PATH``."""
+def single_labels(manifest, label_source: str) -> np.ndarray:
+    """Each image's one ReaL label, or -1 where it has none or several (SPECS S5: class membership and "correct"
+    both use that label). ``label_source``: ``real:PATH``."""
     from shiftlab.data.labelfiles import REAL_COLUMN, apply_label_sources
 
     if not label_source.startswith("real:"):
         raise InputError(f"--single-label {label_source!r}: give real:PATH (ReaL's real.json)")
-    m = apply_label_sources(manifest, [label_source])
-    real = m.table[REAL_COLUMN]
-    one = real.map(lambda v: v is not None and len(v) == 1).to_numpy()
-    t = m.table[one].copy()
-    t["label"] = [int(v[0]) for v in real[one]]
-    return replace(m, table=t.reset_index(drop=True))
+    real = apply_label_sources(manifest, [label_source]).table[REAL_COLUMN]
+    return np.array([int(v[0]) if v is not None and len(v) == 1 else -1 for v in real], dtype=np.int64)
 
 
 def _scores(p) -> np.ndarray:
@@ -64,23 +60,21 @@ def rank_dataset(manifest, ensemble: Sequence[str], target: str, *, single_label
     from shiftlab.predict.engine import predict
 
     specs = list(dict.fromkeys([*ensemble, target]))
-    n_images = len(manifest)
-    if single_label:
-        manifest = single_label_filter(manifest, single_label)
-    counts = pd.Series(manifest.labels).value_counts()
-    dropped = sorted(int(k) for k in range(len(manifest.vocabulary)) if 0 < counts.get(k, 0) < min_class_images)
-    keep = ~pd.Series(manifest.labels).isin(dropped).to_numpy() & (manifest.labels >= 0)
-    manifest = manifest.subset(keep)
+    labels = single_labels(manifest, single_label) if single_label else np.asarray(manifest.labels)
+    counts = pd.Series(labels[labels >= 0]).value_counts()
+    dropped = sorted(int(k) for k, n in counts.items() if n < min_class_images)
+    keep = (labels >= 0) & ~np.isin(labels, dropped)
+    # predictions of the whole dataset (one stored cell per model, whatever the filter), then the kept rows
     preds = predict(manifest, specs, workspace=workspace, device=device, batch_size=batch_size, progress=progress)
     names = [p.model for p in preds]
     if len(set(names)) != len(names):
         raise InputError(f"two models share the display name {names}; give each spec once")
-    cand = candidate_table(manifest.ids, manifest.labels, {p.model: _scores(p) for p in preds},
-                           {p.model: p.valid for p in preds})
+    cand = candidate_table(manifest.ids[keep], labels[keep], {p.model: _scores(p)[keep] for p in preds},
+                           {p.model: p.valid[keep] for p in preds})
     ranking = rank(cand, top=top, agreement=agreement, tie=tie, models=names)
     params = {"ensemble": list(ensemble), "target": target, "top": top, "agreement": agreement, "tie": tie,
               "single_label": single_label, "min_class_images": min_class_images, "dataset": manifest.name}
-    return EasysetRanking(ranking, names[specs.index(target)], cand, n_images, len(manifest), dropped, params)
+    return EasysetRanking(ranking, names[specs.index(target)], cand, len(manifest), int(keep.sum()), dropped, params)
 
 
 def extras(candidates: pd.DataFrame, target: str, klass: int, exclude: Sequence[str], n: int,
