@@ -2,8 +2,9 @@
 
 The review queue (``queue_items``) holds, per class, the target's ranked images and its extras; a decision on an
 image is ``keep``, ``crop`` (with a box) or ``remove`` (with a reason); ``exclude class`` on the target
-``class:<k>`` excludes a class. Extras become ``add`` records only as far as the class needs them, chosen the S5
-way: an uncropped extra before a higher-confidence one that needs a crop, each group by confidence.
+``class:<k>`` or on any image of class k excludes the class (the review app logs it on the image in view).
+Extras become ``add`` records only as far as the class needs them, chosen the S5 way: an uncropped extra before
+a higher-confidence one that needs a crop, each group by confidence.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ def decision_records(decisions: pd.DataFrame, queue: pd.DataFrame, final_size: i
     """The records of ``decisions`` (``target, decision, reason, crop, note``) over ``queue`` (``queue_items``)."""
     d = decisions.set_index("target") if len(decisions) else pd.DataFrame(columns=["decision"])
     rows = []
+    klass = dict(zip(queue["id"], queue["class"]))
     for target, e in d.iterrows():
-        if e["decision"] == EXCLUDE:
-            rows.append({"class": int(str(target).split(":", 1)[1]), "image": None, "action": "exclude",
-                         "reason": e["reason"] or "other", "note": e.get("note")})
+        if e["decision"] == EXCLUDE:  # on ``class:<k>`` or on any image of the class (what the review app logs)
+            k = klass.get(target, None)
+            k = int(str(target).split(":", 1)[1]) if k is None else int(k)
+            rows.append({"class": k, "image": None, "action": "exclude", "reason": e["reason"] or "other",
+                         "note": e.get("note")})
+    d = d[d["decision"] != EXCLUDE] if len(d) else d
     for k, items in queue.groupby("class", sort=True):
         ranked = items[items["stage"] != "extra"].sort_values("rank")
         kept = 0

@@ -5,8 +5,10 @@ correctly classified images outside its top-k, the pool that fills short classes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,3 +87,53 @@ def extras(candidates: pd.DataFrame, target: str, klass: int, exclude: Sequence[
     rows = right[(right["model"] == target) & (right["label"] == klass) & ~right["id"].isin(list(exclude))]
     rows = rows.sort_values(["confidence", "id"], ascending=[False, True], kind="mergesort").head(n)
     return [(str(f), float(np.float32(c))) for f, c in zip(rows["id"], rows["confidence"])]
+
+
+# --- the ranking folder: what ``easyset rank`` writes and the later steps read -----------------------------------
+RANKING_FILE, CANDIDATES_FILE, QUEUE_FILE, PARAMS_FILE = ("safebets.json", "candidates.parquet", "queue.parquet",
+                                                          "easyset.json")
+
+
+def review_queue(result: EasysetRanking, *, n_extras: int = 5, final_size: int = 3) -> pd.DataFrame:
+    """The review queue (``decisions.queue_items``): the target's ranked images and, per class, up to ``n_extras``
+    extras (its next correctly classified images, by confidence)."""
+    from shiftlab.curate.easyset.decisions import queue_items
+
+    ranked = result.target_ranking()
+    agreement = result.parameters.get("agreement", "own")
+    more = {k: extras(result.candidates, result.target, k, [f for f, _ in v], n_extras, agreement=agreement)
+            for k, v in ranked.items()}
+    return queue_items(ranked, more, final_size, result.parameters.get("top", 5))
+
+
+def write_ranking_folder(result: EasysetRanking, folder, *, n_extras: int = 5, final_size: int = 3) -> list[Path]:
+    """``safebets.json``, ``candidates.parquet``, ``queue.parquet`` and ``easyset.json`` (parameters) in ``folder``."""
+    from shiftlab.curate.easyset.ranking import write_ranking
+    from shiftlab.fsutil import atomic_write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    queue = review_queue(result, n_extras=n_extras, final_size=final_size)
+    out = [write_ranking(folder / RANKING_FILE, result.ranking)]
+    for name, t in ((CANDIDATES_FILE, result.candidates), (QUEUE_FILE, queue)):
+        tmp = folder / f".{name}.tmp"
+        t.to_parquet(tmp, index=False)
+        os.replace(tmp, folder / name)
+        out.append(folder / name)
+    atomic_write_json(folder / PARAMS_FILE, {**result.parameters, "target_name": result.target, "n_extras": n_extras,
+                                             "final_size": final_size, "n_images": result.n_images,
+                                             "n_filtered": result.n_filtered,
+                                             "dropped_classes": result.dropped_classes})
+    return out + [folder / PARAMS_FILE]
+
+
+def read_ranking_folder(folder) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """(parameters, candidates, queue) of a folder ``easyset rank`` wrote; ``InputError`` naming what is missing."""
+    from shiftlab.fsutil import read_json
+
+    folder = Path(folder)
+    missing = [n for n in (PARAMS_FILE, CANDIDATES_FILE, QUEUE_FILE) if not (folder / n).is_file()]
+    if missing:
+        raise InputError(f"{folder}: no {', '.join(missing)}; give the folder 'shiftlab easyset rank --out' wrote")
+    return (read_json(folder / PARAMS_FILE), pd.read_parquet(folder / CANDIDATES_FILE),
+            pd.read_parquet(folder / QUEUE_FILE))
