@@ -64,12 +64,13 @@ def use_executor(executor):
 
 
 def make_executor(name: str = "local", address: str | None = None, *, connect_timeout: float = 10.0,
-                  progress: bool = True):
+                  max_in_flight: int | None = None, progress: bool = True):
     """The executor called ``name`` (``local`` or ``ray``). For ``ray``, ``address`` is ``auto`` (the cluster this
     machine belongs to), ``HOST:PORT`` (its head node), ``ray://HOST:PORT`` (Ray Client) or ``local`` (start one on
     this machine); default ``$SHIFTLAB_RAY_ADDRESS``, else ``auto``. A cluster that does not answer within
     ``connect_timeout`` seconds is an ``InputError`` naming the address; no Ray installed is a
-    ``MissingDependencyError`` with the install command.
+    ``MissingDependencyError`` with the install command. ``max_in_flight``: shards out on the cluster at a time
+    (default twice its CPUs).
     """
     if name == "local":
         return LocalExecutor()
@@ -79,7 +80,7 @@ def make_executor(name: str = "local", address: str | None = None, *, connect_ti
         raise MissingDependencyError(f"the ray executor needs Ray, which is not installed here: {RAY_HINT}")
     from shiftlab.predict.executors.ray_executor import RayExecutor  # only now: Ray is an optional extra
 
-    return RayExecutor(address, connect_timeout=connect_timeout, progress=progress)
+    return RayExecutor(address, connect_timeout=connect_timeout, max_in_flight=max_in_flight, progress=progress)
 
 
 __all__ = ["ADDRESS_ENV", "EXECUTORS", "LocalExecutor", "current_executor", "make_executor", "use_executor"]

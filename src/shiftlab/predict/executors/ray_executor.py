@@ -57,8 +57,9 @@ def probe(address: str, timeout: float) -> None:
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
-        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise InputError(f"cannot reach the Ray cluster at {address} ({why} within {timeout:g} s); start it "
+        why = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else \
+            (e.strerror or type(e).__name__).lower()
+        raise InputError(f"cannot reach the Ray cluster at {address} ({why}); start it "
                          "with 'ray start --head' or give --ray-address / $SHIFTLAB_RAY_ADDRESS") from None
 
 
