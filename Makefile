@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	# registry's torchvision, which torchattacks, the attacks' peer check, needs); a range in pyproject keeps
 
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch>=2.1,<3"
-	# zoo: timm (and torchvision) for the torchvision:/timm:/madry: model specs and their tests
-	$(BIN)/pip install --quiet -e ".[dev,onnx,zoo]"
+	# zoo: timm (and torchvision) for the torchvision:/timm:/madry: model specs and their tests; ray: the
+	# scale-out executor (--executor ray) and its tests on a local cluster
+	$(BIN)/pip install --quiet -e ".[dev,onnx,zoo,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP) mnist
