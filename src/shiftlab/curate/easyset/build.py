@@ -85,8 +85,13 @@ def build_easyset(source: Manifest, records: pd.DataFrame, queue: pd.DataFrame, 
     ``target``: the target model's spec, re-run on the final files. Raises ``InputError`` listing the images the
     target gets wrong (or cannot decode), a crop the reviewer asked for without a box, or an existing ``dest``; in
     every refusal nothing is left at ``dest``."""
+    from shiftlab.models.adapters.predictions import PrecomputedPredictions
+    from shiftlab.models.specs import load_model
     from shiftlab.predict.engine import predict
 
+    if isinstance(load_model(target, workspace=workspace), PrecomputedPredictions):
+        raise InputError(f"{target}: the post-edit check re-runs the target on the edited files; give a model that "
+                         "runs (precomputed predictions know only the original images)")
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise InputError(f"{dest} exists and is not empty; give a new folder for the set")
@@ -110,7 +115,7 @@ def build_easyset(source: Manifest, records: pd.DataFrame, queue: pd.DataFrame, 
                                disable=not progress):
             out = work / "images" / str(k) / Path(paths[f]).name
             out.parent.mkdir(parents=True, exist_ok=True)
-            if box is None:
+            if not isinstance(box, str):  # None (or NaN once pandas had its say): no crop
                 shutil.copyfile(paths[f], out)
             else:
                 _crop_copy(Path(paths[f]), out, json.loads(box))
