@@ -174,3 +174,58 @@ def test_a_worker_killed_mid_run_is_retried_with_identical_results(cluster, worl
     for a, b in zip(local, result["preds"]):
         assert np.array_equal(a.values, b.values, equal_nan=True) and a.bad == b.bad
     assert ex.timings["shards"] == total  # every shard stored once
+
+
+DRIVER = """
+import sys
+import ray
+from shiftlab.data.layouts import read_dataset
+from shiftlab.predict.engine import predict
+from shiftlab.predict.executors import make_executor, use_executor
+ray.init(address=sys.argv[2], logging_level="ERROR", log_to_driver=False)
+m = read_dataset("world-test", workspace=sys.argv[1])
+with use_executor(make_executor("ray")):
+    predict(m, sys.argv[3].split(","), workspace=sys.argv[1], device="cpu", chunk_size=32, batch_size=8,
+            progress=False)
+"""
+
+
+def test_a_killed_driver_leaves_whole_chunks_and_a_rerun_finishes(cluster, world_ws):
+    import subprocess
+    import sys
+
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.predict.engine import predict
+    from shiftlab.workspace import Workspace
+
+    ws = Workspace.resolve(world_ws)
+    test = read_dataset("world-test", workspace=ws)
+    specs = MODELS.split(",")
+    kw = dict(workspace=ws, device="cpu", chunk_size=32, batch_size=8, progress=False)
+    shutil.rmtree(world_ws / "predictions", ignore_errors=True)
+    local = predict(test, specs, **kw)
+    shutil.rmtree(world_ws / "predictions")
+
+    p = subprocess.Popen([sys.executable, "-c", DRIVER, str(world_ws), ray.get_runtime_context().gcs_address,
+                          MODELS], env={**os.environ, "SHIFTLAB_QUIET": "1"},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    chunks = lambda: sorted((world_ws / "predictions").glob("*/*/chunks/*.npz"))  # noqa: E731
+    while p.poll() is None and not chunks():
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait(60)
+    assert p.returncode == -signal.SIGKILL, p.stderr.read().decode()
+    left = chunks()
+    total = 3 * -(-len(test) // 32)
+    assert 0 < len(left) < total
+    assert not list((world_ws / "predictions").glob("*/*/complete.json"))
+    for f in left:  # every chunk file there is whole
+        with np.load(f) as z:
+            assert len(z["logits"]) == 32 or f.name == f"{total // 3 - 1:06d}.npz"
+
+    ex = make_executor("ray")
+    with use_executor(ex):
+        rerun = predict(test, specs, **kw)
+    assert ex.timings["shards"] == total - len(left)  # only the rest was computed
+    for a, b in zip(local, rerun):
+        assert np.array_equal(a.values, b.values, equal_nan=True)
