@@ -10,6 +10,10 @@ from importlib import resources
 from shiftlab.errors import InputError
 from shiftlab.review.log import LIMITS
 
+#: the keys that pick a reason in the app (images.js): the digits, then 0, - and = (S5 has twelve reasons)
+REASON_KEYS = "1234567890-="
+MAX_REASONS = len(REASON_KEYS)
+
 
 def builtin_names() -> list[str]:
     """The names of the built-in configurations (``watermarks``, ``spurious-components``…)."""
@@ -28,7 +32,8 @@ def builtin_config(name: str) -> dict:
 
 
 def check_config(cfg: Mapping) -> dict:
-    """Decisions (1–9, one digit key each), each with up to 9 reasons and whether it takes a crop box."""
+    """Decisions (1–9, one digit key each), each with up to ``MAX_REASONS`` reasons (keys ``REASON_KEYS``) and
+    whether it takes a crop box."""
     decisions = cfg.get("decisions") if isinstance(cfg, Mapping) else None
     if not isinstance(decisions, list) or not 1 <= len(decisions) <= 9:
         raise InputError("a review configuration needs 'decisions': a list of 1 to 9 {name, reasons?, crop?}")
@@ -39,8 +44,8 @@ def check_config(cfg: Mapping) -> dict:
         if len(d["name"].strip()) > LIMITS["decision"]:
             raise InputError(f"decision {d['name'][:40]!r}…: at most {LIMITS['decision']} characters (the log's limit)")
         reasons = d.get("reasons", [])
-        if not isinstance(reasons, list) or len(reasons) > 9 or not all(isinstance(r, str) for r in reasons):
-            raise InputError(f"decision {d['name']!r}: 'reasons' must be a list of at most 9 strings")
+        if not isinstance(reasons, list) or len(reasons) > MAX_REASONS or not all(isinstance(r, str) for r in reasons):
+            raise InputError(f"decision {d['name']!r}: 'reasons' must be a list of at most {MAX_REASONS} strings")
         if any(len(r) > LIMITS["reason"] for r in reasons):
             raise InputError(f"decision {d['name']!r}: a reason has at most {LIMITS['reason']} characters")
         crop = d.get("crop", "no")

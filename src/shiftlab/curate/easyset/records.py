@@ -37,10 +37,14 @@ def make_records(rows: Iterable[dict]) -> pd.DataFrame:
                 raise InputError(f"record {r!r}: reason {reason!r} is not one of {', '.join(REASONS)}")
         if r.get("image") is None and action != "exclude":
             raise InputError(f"record {r!r}: only an exclusion has no image")
-        crop = tuple(int(v) for v in r["crop"]) if r.get("crop") is not None else None
-        out.append({"class": int(r["class"]), "image": r.get("image"), "action": action, "reason": r.get("reason"),
+        crop = tuple(int(v) for v in r["crop"]) if isinstance(r.get("crop"), (tuple, list)) else None
+        reason = r.get("reason") if isinstance(r.get("reason"), str) else None  # NaN from a DataFrame: none
+        out.append({"class": int(r["class"]), "image": r.get("image"), "action": action, "reason": reason,
                     "crop": crop, "cropped": bool(r.get("cropped", action == "crop")), "note": r.get("note")})
-    return pd.DataFrame(out, columns=list(RECORD_COLUMNS))
+    df = pd.DataFrame(out, columns=list(RECORD_COLUMNS))
+    for c in ("image", "reason", "crop", "note"):  # None stays None (pandas would make some of them NaN)
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df
 
 
 def split_reasons(reason: str | None) -> list[str]:

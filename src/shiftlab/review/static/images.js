@@ -10,7 +10,8 @@
   let st = await SL.state();
   let pos = Math.min(Math.max(0, parseInt(getPos(0), 10) || 0), Math.max(0, items.length - 1));
   let box = null;          // [x0, y0, x1, y1] in original pixels
-  let pending = null;      // a decision waiting for its reason digit
+  let pending = null;      // a decision waiting for its reason key
+  const REASON_KEYS = "1234567890-=";  // decision_configs.REASON_KEYS: twelve reasons (S5's list) on one row
   const big = document.getElementById("big"), boxEl = document.getElementById("box"), stage = document.getElementById("stage");
   const cropping = cfg.decisions.some((d) => d.crop !== "no");  // otherwise the mouse draws nothing
   stage.classList.toggle("no-crop", !cropping);
@@ -60,7 +61,7 @@
     const rp = document.getElementById("reason-pick");
     rp.hidden = !pending;
     if (pending) SL.put(rp, el("b", {text: `${pending.name}: reason?`}), el("br"),
-      ...pending.reasons.map((r, i) => el("span", {}, el("kbd", {text: String(i + 1)}), ` ${r}  `)), el("span", {class: "muted", text: "Esc cancels"}));
+      ...pending.reasons.map((r, i) => el("span", {}, el("kbd", {text: REASON_KEYS[i]}), ` ${r}  `)), el("span", {class: "muted", text: "Esc cancels"}));
     const sg = it && it.suggestion;
     SL.put(document.getElementById("current"),
       sg ? el("div", {class: "suggestion"}, "suggested: ", el("b", {text: sg.decision}), sg.reason ? ` · ${sg.reason}` : "",
@@ -113,8 +114,8 @@
     const d = cfg.decisions[k];
     if (d.reasons.length) { pending = d; renderSide(); } else commit(d, null);
   }));
-  // reasons may outnumber decisions: keep every digit live while a reason is pending
-  for (let k = cfg.decisions.length; k < 9; k++) on([String(k + 1)], () => {
+  // reasons may outnumber decisions: keep every reason key live while a reason is pending
+  for (let k = cfg.decisions.length; k < REASON_KEYS.length; k++) on([REASON_KEYS[k]], () => {
     if (pending && pending.reasons[k]) { const d = pending; pending = null; commit(d, d.reasons[k]); }
   });
   // accept the suggestion (its decision and reason) as it stands
