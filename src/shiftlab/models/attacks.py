@@ -1,9 +1,10 @@
-"""Attacks on any classifier in [0, 1] pixel space: L2 and L∞ projected gradient descent, worst-of-k, and APGD-L2
-for any per-sample objective (the spurious-features study's feature visualisations).
+"""Attacks on any classifier in [0, 1] pixel space: L2 and L∞ projected gradient descent (untargeted or targeted,
+random start on or off, per-sample projection, clipping to [0, 1]), worst-of-k, and APGD-L2 for any per-sample
+objective (the spurious-features study's feature visualisations).
 
 ``forward`` maps images in [0, 1] (N, C, H, W) to logits (N, K); the normalisation belongs inside it (as
 ``Classifier.forward`` applies the recipe's), so the threat model is in pixel units. All attacks leave the
-model's training mode and the global RNG untouched; L∞ PGD with a random start draws from ``generator``.
+model's training mode and the global RNG untouched; PGD with a random start draws from ``generator``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from shiftlab.errors import InputError, MissingDependencyError
+
+#: the names ``attack`` accepts (``--attack``); ``autoattack`` is torchattacks' standard AutoAttack
+ATTACKS = ("pgd-l2", "pgd-linf", "autoattack")
 
 
 def _ascent(forward, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -24,9 +30,20 @@ def _ascent(forward, x: torch.Tensor, delta: torch.Tensor, y: torch.Tensor, targ
     return -g if targeted else g
 
 
+def l2_random_start(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A start ``delta`` drawn uniformly in direction and radius (torchattacks' PGDL2 start: a Gaussian direction,
+    a norm uniform in [0, eps]), clipped so that ``x + delta`` stays in [0, 1] (clipping only shrinks it)."""
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    d = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    r = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device).view(shape)
+    d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape) * r * eps
+    return (x + d).clamp(0, 1) - x
+
+
 def pgd_l2(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, eps: float,
-           steps: int, step_size: float, targeted: bool = False) -> torch.Tensor:
-    """L2 projected gradient descent in [0, 1] pixel space (no random start).
+           steps: int, step_size: float, targeted: bool = False, random_start: bool = False,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """L2 projected gradient descent in [0, 1] pixel space.
 
     Parameters
     ----------
@@ -39,16 +56,22 @@ def pgd_l2(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: 
     eps, step_size : float
         L2 radius of the perturbation and length of each (per-sample L2-normalised) gradient step.
     steps : int
+    random_start : bool, default False
+        Begin from :func:`l2_random_start` (drawn from ``generator``) instead of ``x`` itself.
+
+    Every sample is projected onto its own ε-ball (per-sample norms), so a batch gives the same iterates as a
+    per-image loop up to float rounding.
 
     Returns
     -------
-    x_adv : float tensor (N, C, H, W), values in [0, 1], with ``||x_adv - x||₂ <= eps`` per sample.
+    x_adv : float tensor (N, C, H, W), values in [0, 1], with ``||x_adv - x||₂ <= eps`` per sample: the last
+    iterate, not the best one.
     """
     # gradients are needed even when called under no_grad() or inference_mode()
     with torch.inference_mode(False), torch.enable_grad():
         x, y = x.detach().clone(), y.detach().clone()
         shape = (-1,) + (1,) * (x.dim() - 1)
-        delta = torch.zeros_like(x)
+        delta = l2_random_start(x, eps, generator) if random_start else torch.zeros_like(x)
         for _ in range(steps):
             g = _ascent(forward, x, delta, y, targeted)
             g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
@@ -173,3 +196,46 @@ def apgd_l2_maximize(objective: Callable[[torch.Tensor], torch.Tensor], center: 
                 last_cp, improved = k + 1, torch.zeros(n, device=c.device)
                 eta_at_cp, best_at_cp = eta.clone(), best_f.clone()
         return best_x.detach(), best_f.detach()
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    """Madry et al.'s rule of thumb, 2.5 · ε / steps: enough to reach the ball's edge from anywhere inside it."""
+    return 2.5 * eps / max(steps, 1)
+
+
+def attack(name: str, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+           eps: float, steps: int, step_size: float | None = None, targeted: bool = False,
+           random_start: bool = False, generator: torch.Generator | None = None, seed: int = 0,
+           n_classes: int | None = None) -> torch.Tensor:
+    """Run the attack called ``name`` (one of ``ATTACKS``) on a batch; returns adversarial images in [0, 1].
+
+    ``step_size`` defaults to :func:`default_step_size`. ``autoattack`` (L2, the standard version, ``seed``) needs
+    torchattacks and ``n_classes``; it is untargeted only and ignores ``steps`` and ``step_size``.
+    """
+    if name not in ATTACKS:
+        raise InputError(f"unknown attack {name!r}; one of {', '.join(ATTACKS)}")
+    if eps <= 0 or steps < 0:
+        raise InputError(f"an attack needs eps > 0 and steps >= 0, not eps {eps}, steps {steps}")
+    step = default_step_size(eps, steps) if step_size is None else step_size
+    if name == "pgd-l2":
+        return pgd_l2(forward, x, y, eps=eps, steps=steps, step_size=step, targeted=targeted,
+                      random_start=random_start, generator=generator)
+    if name == "pgd-linf":
+        return pgd_linf(forward, x, y, eps=eps, steps=steps, step_size=step, targeted=targeted,
+                        random_start=random_start, generator=generator)
+    if targeted:
+        raise InputError("autoattack is untargeted here; use pgd-l2 or pgd-linf for targeted attacks")
+    try:
+        import torchattacks
+    except ImportError:
+        raise MissingDependencyError("--attack autoattack needs torchattacks; install it with: "
+                                     "pip install torchattacks") from None
+
+    class _Net(torch.nn.Module):  # torchattacks takes an nn.Module; the normalisation stays inside forward
+        def forward(self, z):
+            return forward(z)
+
+    with torch.inference_mode(False), torch.enable_grad():
+        aa = torchattacks.AutoAttack(_Net().eval(), norm="L2", eps=eps, version="standard",
+                                     n_classes=n_classes or int(y.max()) + 1, seed=seed)
+        return aa(x.detach().clone(), y.detach().clone()).detach()
