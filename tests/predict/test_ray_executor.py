@@ -22,6 +22,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'shif
                                         "cannot run here")
 
 from shiftlab.cli import main  # noqa: E402
+from shiftlab.predict.engine import predict  # noqa: E402
 from shiftlab.predict.executors import make_executor, use_executor  # noqa: E402
 
 MODELS = "world:linear,world:mlp,world:cnn-medium-s0"
@@ -30,7 +31,8 @@ SETS = ("world-test", "world-pool")
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # address="local": a new cluster of our own, even where one is already running on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
@@ -55,12 +57,13 @@ def _cells(ws: Path) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _eval(capsys, ws: Path, dataset: str, out: Path, *extra: str) -> str:
-    code = main(["--quiet", "--workspace", str(ws), "eval", "--dataset", dataset, "--models", MODELS,
-                 "--device", "cpu", "--out", str(out), *extra])
+def _eval(capsys, ws: Path, dataset: str, out: Path, *extra: str, quiet: bool = True) -> str:
+    """``shiftlab eval`` of ``MODELS`` on ``dataset`` → ``out``; its stderr."""
+    code = main(["--quiet"] * quiet + ["--workspace", str(ws), "eval", "--dataset", dataset, "--models", MODELS,
+                                       "--device", "cpu", "--out", str(out), *extra])
     cap = capsys.readouterr()
     assert code == 0, cap.err
-    return cap.out
+    return cap.err
 
 
 def test_eval_on_ray_is_bit_identical_to_local_and_cells_are_shared(cluster, world_ws, tmp_path, capsys):
@@ -71,7 +74,12 @@ def test_eval_on_ray_is_bit_identical_to_local_and_cells_are_shared(cluster, wor
     shutil.rmtree(world_ws / "predictions")
 
     for d in SETS:
-        _eval(capsys, world_ws, d, tmp_path / f"ray-{d}.csv", "--executor", "ray", "--ray-address", "auto")
+        err = _eval(capsys, world_ws, d, tmp_path / f"ray-{d}.csv", "--executor", "ray", "--ray-address", "auto",
+                    quiet=False)
+        # where the time went, on the driver, after the bars: every image of the 3 cells, in 512-row shards
+        n, err = int(pd.read_csv(tmp_path / f"local-{d}.csv").n_images[0]), " ".join(err.split())  # unwrapped
+        assert f"{3 * n:,} images in {3 * -(-n // 512)} shards" in err
+        assert all(f"{what} " in err for what in ("decode", "forward", "transfer", "store"))
     on_ray = _cells(world_ws)
     assert on_ray.keys() == local.keys()
     for cell, files in local.items():
@@ -117,6 +125,21 @@ def test_features_and_near_duplicate_tables_on_ray_equal_local(cluster, world_ws
     assert files == sorted(p.name for p in (tmp_path / "knn-local").glob("knn-*.npz")) and len(files) >= 2 * 3 * 5
 
 
+def _local_run(world_ws: Path, dataset: str):
+    """(manifest, specs, predict keywords, local predictions) of ``MODELS`` on ``dataset`` in 32-row chunks,
+    the store left empty afterwards for a Ray run to fill."""
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.workspace import Workspace
+
+    ws = Workspace.resolve(world_ws)
+    manifest, specs = read_dataset(dataset, workspace=ws), MODELS.split(",")
+    kw = dict(workspace=ws, device="cpu", chunk_size=32, batch_size=8, progress=False)
+    shutil.rmtree(world_ws / "predictions", ignore_errors=True)
+    local = predict(manifest, specs, **kw)
+    shutil.rmtree(world_ws / "predictions")
+    return manifest, specs, kw, local
+
+
 def _children(pid: int) -> list[int]:
     """Every descendant process of ``pid`` (/proc, Linux)."""
     kids = []
@@ -136,17 +159,7 @@ def _title(pid: int) -> str:
 
 
 def test_a_worker_killed_mid_run_is_retried_with_identical_results(cluster, world_ws, tmp_path):
-    from shiftlab.data.layouts import read_dataset
-    from shiftlab.predict.engine import predict
-    from shiftlab.workspace import Workspace
-
-    ws = Workspace.resolve(world_ws)
-    pool = read_dataset("world-pool", workspace=ws)
-    specs = MODELS.split(",")
-    kw = dict(workspace=ws, device="cpu", chunk_size=32, batch_size=8, progress=False)
-    shutil.rmtree(world_ws / "predictions", ignore_errors=True)
-    local = predict(pool, specs, **kw)
-    shutil.rmtree(world_ws / "predictions")
+    pool, specs, kw, local = _local_run(world_ws, "world-pool")
 
     ex = make_executor("ray", max_in_flight=4)
     result, killed = {}, []
@@ -194,17 +207,7 @@ def test_a_killed_driver_leaves_whole_chunks_and_a_rerun_finishes(cluster, world
     import subprocess
     import sys
 
-    from shiftlab.data.layouts import read_dataset
-    from shiftlab.predict.engine import predict
-    from shiftlab.workspace import Workspace
-
-    ws = Workspace.resolve(world_ws)
-    test = read_dataset("world-test", workspace=ws)
-    specs = MODELS.split(",")
-    kw = dict(workspace=ws, device="cpu", chunk_size=32, batch_size=8, progress=False)
-    shutil.rmtree(world_ws / "predictions", ignore_errors=True)
-    local = predict(test, specs, **kw)
-    shutil.rmtree(world_ws / "predictions")
+    test, specs, kw, local = _local_run(world_ws, "world-test")
 
     p = subprocess.Popen([sys.executable, "-c", DRIVER, str(world_ws), ray.get_runtime_context().gcs_address,
                           MODELS], env={**os.environ, "SHIFTLAB_QUIET": "1"},

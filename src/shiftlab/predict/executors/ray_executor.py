@@ -71,14 +71,14 @@ def connect(address: str | None, timeout: float) -> tuple[str, bool]:
     address = address or os.environ.get(ADDRESS_ENV) or "auto"
     quiet = {"logging_level": "ERROR", "log_to_driver": False}
     if address == "local":
-        ray.init(include_dashboard=False, **quiet)
+        ray.init(address="local", include_dashboard=False, **quiet)
         return address, True
     if address != "auto":
         probe(address, timeout)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-        raise InputError(f"cannot reach the Ray cluster at {address}: {_first_line(e)}; start one with "
+        raise InputError(f"cannot reach the Ray cluster at {address}: {_first_line(e).rstrip('.')}; start one with "
                          "'ray start --head' or give --ray-address HOST:PORT") from None
     return address, True
 
@@ -113,6 +113,7 @@ class RayExecutor:
         self._decode = ray.remote(num_cpus=1, max_retries=RETRIES)(worker.decode_shard)
         self._call = ray.remote(num_cpus=1, max_retries=RETRIES)(worker.call)
         self._forward = ray.remote(max_retries=RETRIES)(worker.forward_shard)
+        self._in_flight: dict = {}  # object ref → (job, chunk, shard key) of what is out on the cluster
 
     # --- predictions ------------------------------------------------------------------------------
     def predict(self, engine, manifest, models, features: bool = False) -> list:
@@ -130,7 +131,7 @@ class RayExecutor:
         return [engine.predict(manifest, m, features=features) for m in models]
 
     def _fill(self, engine, manifest, cells: list, features: bool) -> None:
-        t_run = time.perf_counter()
+        t_run, before = time.perf_counter(), dict(self.timings)
         gpu = 1 if self.gpus and engine.device_option != "cpu" else 0
         paths = manifest.abspaths()
         with ExitStack() as stack:
@@ -144,37 +145,48 @@ class RayExecutor:
             for (lo_hi, geo, _, _) in work:
                 users[(lo_hi, geo)] = users.get((lo_hi, geo), 0) + 1
             boxes = [[ray.put(m)] for m, _, _ in jobs]  # each model crosses the network once per node
-            decoded: dict = {}
-            in_flight: dict = {}
-            counted: set = set()
             with bars(disable=not self.progress) as new_bar:
                 progress = [new_bar(f"{m.name} on {manifest.name}",
                                     sum(c.chunk_range(i)[1] - c.chunk_range(i)[0] for i in pending))
                             for m, c, pending in jobs]
-                while work or in_flight:
-                    while work and len(in_flight) < self.max_in_flight:
-                        (lo, hi), geo, j, i = work.popleft()
-                        m = jobs[j][0]
-                        key = ((lo, hi), geo)
-                        if key not in decoded:
-                            t = time.perf_counter()
-                            payload = ray.put([_compressed(p) for p in paths[lo:hi]])
-                            self.timings["transfer"] += time.perf_counter() - t
-                            decoded[key] = self._decode.remote(payload, m.recipe, engine.max_pixels)
-                        ref = self._forward.options(num_cpus=1, num_gpus=gpu).remote(
-                            boxes[j], m.key, decoded[key], engine.batch_size, engine.device_option, features)
-                        in_flight[ref] = (j, i, key)
-                        users[key] -= 1
-                        if not users[key]:  # the last model of this shard is on its way: let it go after
-                            decoded.pop(key)
-                    [ready], _ = ray.wait(list(in_flight), num_returns=1)
-                    j, i, key = in_flight.pop(ready)
-                    self._store(jobs[j][1], i, ready, key, counted, progress[j])
+                try:
+                    self._run(work, jobs, users, boxes, paths, engine, features, gpu, progress)
+                except BaseException:  # an error or Ctrl-C: what is still out would only burn the cluster
+                    for ref in self._in_flight:
+                        ray.cancel(ref)
+                    raise
             t = time.perf_counter()
             for _, c, _ in jobs:
                 c.finalize()
             self.timings["store"] += time.perf_counter() - t
-        self._summary(time.perf_counter() - t_run)
+        self._summary(time.perf_counter() - t_run, {k: v - before[k] for k, v in self.timings.items()})
+
+    def _run(self, work: deque, jobs: list, users: dict, boxes: list, paths: list, engine, features: bool,
+             gpu: int, progress: list) -> None:
+        """Send the shards of ``work`` (at most ``max_in_flight`` out at a time) and store each one that returns."""
+        decoded: dict = {}
+        in_flight = self._in_flight = {}
+        counted: set = set()
+        while work or in_flight:
+            while work and len(in_flight) < self.max_in_flight:
+                (lo, hi), geo, j, i = work.popleft()
+                m = jobs[j][0]
+                key = ((lo, hi), geo)
+                if key not in decoded:
+                    t = time.perf_counter()
+                    payload = ray.put([_compressed(p) for p in paths[lo:hi]])
+                    self.timings["transfer"] += time.perf_counter() - t
+                    decoded[key] = self._decode.remote(payload, m.recipe, engine.max_pixels)
+                ref = self._forward.options(num_cpus=1, num_gpus=gpu).remote(  # same weights, other
+                    boxes[j], f"{m.key}|{m.recipe.key()}", decoded[key],  # recipe: another model
+                    engine.batch_size, engine.device_option, features)
+                in_flight[ref] = (j, i, key)
+                users[key] -= 1
+                if not users[key]:  # the last model of this shard is on its way: let it go after
+                    decoded.pop(key)
+            [ready], _ = ray.wait(list(in_flight), num_returns=1)
+            j, i, key = in_flight.pop(ready)
+            self._store(jobs[j][1], i, ready, key, counted, progress[j])
 
     def _store(self, cell, i: int, ready, key, counted: set, progress) -> None:
         """Fetch one finished shard and write it as chunk ``i`` of ``cell``, counting where the time went."""
@@ -196,11 +208,11 @@ class RayExecutor:
         self.timings["shards"] += 1
         progress.advance(hi - lo)
 
-    def _summary(self, wall: float) -> None:
-        t = self.timings
+    def _summary(self, wall: float, t: dict) -> None:
+        """One line on the driver: this run's images and shards, and where its time went."""
         info(f"ray ({self.address}): {t['images']:,} images in {t['shards']} shards, {wall:.1f} s; decode "
              f"{t['decode']:.1f} s and forward {t['forward']:.1f} s on workers, transfer {t['transfer']:.1f} s and "
-             f"store {t['store']:.1f} s on the driver (totals so far)")
+             f"store {t['store']:.1f} s on the driver")
 
     # --- any chunked work -------------------------------------------------------------------------
     def map(self, fn, shared, items):
