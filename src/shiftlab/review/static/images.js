@@ -115,7 +115,9 @@
     if (d.reasons.length) { pending = d; renderSide(); } else commit(d, null);
   }));
   // reasons may outnumber decisions: keep every reason key live while a reason is pending
-  for (let k = cfg.decisions.length; k < REASON_KEYS.length; k++) on([REASON_KEYS[k]], () => {
+  // (0, - and = only where a decision has more than nine reasons: other views keep the digits the README lists)
+  const nReasonKeys = Math.min(REASON_KEYS.length, Math.max(9, ...cfg.decisions.map((d) => d.reasons.length)));
+  for (let k = cfg.decisions.length; k < nReasonKeys; k++) on([REASON_KEYS[k]], () => {
     if (pending && pending.reasons[k]) { const d = pending; pending = null; commit(d, d.reasons[k]); }
   });
   // accept the suggestion (its decision and reason) as it stands
