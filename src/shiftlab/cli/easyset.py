@@ -128,7 +128,7 @@ def stats_cmd(source: Path = typer.Option(..., "--from", help="The folder 'easys
 
     params, _, queue, recs = _records(source, task)
     ranked = {int(k): list(t.sort_values("rank")["id"]) for k, t in queue[queue["stage"] != "extra"].groupby("class")}
-    _stats_tables(easyset_statistics(recs, ranked, sorted(set(queue["class"])), params["final_size"]))
+    _stats_tables(easyset_statistics(recs, ranked, sorted(set(queue["class"])), params["final_size"], params["top"]))
 
 
 @easyset_app.command("build")
@@ -148,7 +148,8 @@ def build_cmd(
     params, cand, queue, recs = _records(source, task)
     src = read_dataset(params["dataset"], workspace=ws())
     b = build_easyset(src, recs, queue, params["target"], dest, confidences=confidences_of(cand),
-                      final_size=params["final_size"], workspace=ws(), device=device, batch_size=batch_size)
+                      final_size=params["final_size"], top=params["top"], workspace=ws(), device=device,
+                      batch_size=batch_size)
     _stats_tables(b.stats)
     out.print(f"post-edit check: {params['target_name']} classifies all {len(b.check)} final images correctly")
     out.print(f"wrote {len(b.manifest)} images, manifest.parquet and provenance.csv under {dest}")

@@ -77,7 +77,7 @@ def provenance(records: pd.DataFrame, stats: EasysetStats, queue: pd.DataFrame,
 
 def build_easyset(source: Manifest, records: pd.DataFrame, queue: pd.DataFrame, target: str, dest: str | os.PathLike,
                   *, confidences: pd.DataFrame, classes: Sequence[int] | None = None, name: str | None = None,
-                  final_size: int = 3, workspace=None, device: str = "auto", batch_size: int = 64,
+                  final_size: int = 3, top: int = 5, workspace=None, device: str = "auto", batch_size: int = 64,
                   progress: bool = True) -> EasysetBuild:
     """Fold ``records`` over the target's ranked ``queue`` (``decisions.queue_items``) into the set at ``dest``
     (``images/<class>/<file>``, ``manifest.parquet``, ``provenance.csv``, ``statistics.csv``).
@@ -97,7 +97,7 @@ def build_easyset(source: Manifest, records: pd.DataFrame, queue: pd.DataFrame, 
         raise InputError(f"{dest} exists and is not empty; give a new folder for the set")
     ranked = {int(k): list(t.sort_values("rank")["id"]) for k, t in queue[queue["stage"] != "extra"].groupby("class")}
     classes = sorted(set(queue["class"])) if classes is None else list(classes)
-    stats = easyset_statistics(records, ranked, classes, final_size)
+    stats = easyset_statistics(records, ranked, classes, final_size, top)
     prov = provenance(records, stats, queue, confidences)
     unboxed = prov[prov["needs_crop"] & prov["crop"].isna()]
     if len(unboxed):

@@ -19,7 +19,7 @@ REASONS = ("watermark", "frame/border", "apparent modification", "artificial bac
            "greyscale", "collage", "drawing/painting", "noise", "small size", "virtual", "other")
 ACTIONS = ("keep", "crop", "remove", "add", "exclude")
 RECORD_COLUMNS = ("class", "image", "action", "reason", "crop", "cropped", "note")
-#: the stage of an image: where in the target's ranking it came from
+#: the stage of an image with S5's sizes: where in the target's ranking it came from (``stage_of``)
 STAGES = ("top-3", "top-5", "extra")
 REASON_SEP = "; "
 
@@ -53,5 +53,6 @@ def split_reasons(reason: str | None) -> list[str]:
 
 
 def stage_of(rank: int, final_size: int = 3, top: int = 5) -> str:
-    """``top-3`` / ``top-5`` / ``extra`` for a 1-based rank (0 or beyond ``top``: an extra)."""
-    return "top-3" if 1 <= rank <= final_size else "top-5" if final_size < rank <= top else "extra"
+    """``top-3`` / ``top-5`` / ``extra`` (S5's sizes; ``top-<final_size>`` / ``top-<top>`` for others) for a 1-based
+    rank (0 or beyond ``top``: an extra)."""
+    return f"top-{final_size}" if 1 <= rank <= final_size else f"top-{top}" if final_size < rank <= top else "extra"

@@ -124,9 +124,10 @@ def reason_counts(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def easyset_statistics(records: pd.DataFrame, ranked: Mapping[int, Sequence[str]], classes: Sequence[int],
-                       final_size: int = 3) -> EasysetStats:
+                       final_size: int = 3, top: int = 5) -> EasysetStats:
     """The reconciled statistics (module docstring) of ``records`` over ``classes``; ``ranked``: the target's ranked
-    files per class. Raises ``AssertionError`` if the partitions do not add up (a bug, never bad input)."""
+    files per class; ``top``: their length, for the labels. Raises ``AssertionError`` if the partitions do not add up
+    (a bug, never bad input)."""
     c = class_rows(records, ranked, classes, final_size)
     cat = c["category"] if len(c) else pd.Series([], dtype=object)
     n = {k: int((cat == k).sum()) for k in CATEGORIES}
@@ -147,6 +148,7 @@ def easyset_statistics(records: pd.DataFrame, ranked: Mapping[int, Sequence[str]
     assert f["filled"] + f["excluded"] + f["short"] == f["additions"], f
     assert sum(f[f"short_{i}"] for i in range(final_size)) == f["short"], f
     assert f["images"] == sum(len(v) for v in c["images"]) if len(c) else True, f
-    table = pd.DataFrame([(k, label, f.get(k, 0)) for k, label in FIGURES if k in f],
-                         columns=["key", "figure", "count"])
+    # the labels name S5's sizes; other sizes (the world's demo) get their own numbers
+    table = pd.DataFrame([(k, label.replace("top-5", f"top-{top}").replace("top-3", f"top-{final_size}"), f.get(k, 0))
+                          for k, label in FIGURES if k in f], columns=["key", "figure", "count"])
     return EasysetStats(table, c, reason_counts(records))
