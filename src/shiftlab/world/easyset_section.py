@@ -85,7 +85,7 @@ def world_easyset(world: World, models: list[str], *, progress: bool = False) ->
                          for d in said])
         decisions = read_decisions(log, TASK)
     records = decision_records(decisions, queue, FINAL)
-    dest = ws.root / "easyset" / f"world-{SPLIT}"
+    dest = ws.root / "easyset" / "demo" / f"world-{SPLIT}"  # beside, not in, what "easyset rank" writes
     if dest.exists():  # the demo's own output, rebuilt on every run
         shutil.rmtree(dest)
     build = build_easyset(test, records, queue, f"world:{TARGET}", dest, confidences=confidences_of(ranking.candidates),
