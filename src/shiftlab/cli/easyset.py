@@ -152,6 +152,10 @@ def build_cmd(
                       batch_size=batch_size)
     _stats_tables(b.stats)
     out.print(f"post-edit check: {params['target_name']} classifies all {len(b.check)} final images correctly")
+    if b.stats.reasons["removal_classes"].sum():
+        from shiftlab.report.figures.easyset import reasons_chart
+
+        reasons_chart(b.stats.reasons).savefig(dest / "reasons.png", dpi=120)
     out.print(f"wrote {len(b.manifest)} images, manifest.parquet and provenance.csv under {dest}")
 
 

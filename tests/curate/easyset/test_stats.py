@@ -82,3 +82,16 @@ def test_choose_extras_prefers_uncropped():
 def test_records_reject_unknown_reason():
     with pytest.raises(InputError, match="reason 'ugly'"):
         make_records([{"class": 0, "image": "a", "action": "remove", "reason": "ugly"}])
+
+
+def test_reasons_chart_draws_the_classes_per_reason():
+    from shiftlab.report.figures.easyset import reasons_chart
+
+    recs = make_records([{"class": k, "image": f"i{k}", "action": "remove", "reason": r}
+                         for k, r in ((0, "watermark"), (1, "watermark"), (2, "noise"), (2, "watermark"))])
+    st = easyset_statistics(recs, {k: [f"i{k}", "a", "b", "c"] for k in range(3)}, range(3))
+    fig = reasons_chart(st.reasons)
+    bars = sorted((p.get_width(), p.get_y()) for p in fig.axes[0].patches)
+    assert [w for w, _ in bars] == [1, 3]  # noise 1 class, watermark 3; reasons no class has are left out
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert set(labels) == {"watermark", "noise"}
