@@ -196,6 +196,10 @@ def import_notes_cmd(
     for x in ni.unmapped.itertuples():
         u.add_row(str(x[1]), x.statement, x.why)
     out.print(u)
+    assumed = ni.records[ni.records["rule"] == "valid-count"]
+    if len(assumed):
+        out.print(f"assumed: {len(assumed)} removal(s) in classes {', '.join(map(str, sorted(set(assumed['class']))))}"
+                  " whose heading gives a count of valid images but names none (the lowest-ranked were taken)")
     for c in ni.conflicts.itertuples():
         out.print(f"conflict: class {c[1]} names {c.image} as {' and '.join(c.actions)} (the later one is in force)")
     cmp = compare(ni, stats, text, ranked)

@@ -17,8 +17,9 @@ def test_import_notes_prints_the_audit(capsys, reference, tmp_path):
     code, out, _ = run(capsys, "easyset", "import-notes", str(f / "notes.txt"), "--ranking", str(f / "safebets.json"),
                        "--removed-list", str(f / "removed_or_modified.txt"), "--out", str(tmp_path / "audit"))
     assert code == 0
-    assert "553 class notes → 1076 records (remove 858, crop 108, add 109, exclude 1)" in out
+    assert "553 class notes → 1067 records (remove 849, crop 108, add 109, exclude 1)" in out
     assert "16 statement(s) the rules could not map" in out
+    assert "assumed: 3 removal(s) in classes 501, 618" in out
     assert "conflict: class 503 names ILSVRC2012_val_00038514.JPEG as crop and remove" in out
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
             for line in out.splitlines() if line.startswith("│") and line.count("│") >= 6}

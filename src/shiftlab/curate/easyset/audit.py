@@ -124,11 +124,8 @@ def compare(notes: NotesImport, stats: EasysetStats, text: str, ranked: Mapping[
                                          "class"])
             for k in sorted(ours ^ nb_sets[key]):
                 said = next(i for i in range(3) if k in nb_sets[f"short_{i}"] or i == 2)
-                kept = notes.records[(notes.records["class"] == k) & (notes.records["rule"] == "group")]
                 why.append(f"{k}: its heading says {said} valid, the records keep "
-                           f"{stats.classes.set_index('class').loc[k, 'n_final']}" +
-                           (" (the note keeps an image 'apart from' the rest that is not in the target's ranked list)"
-                            if len(kept) else ""))
+                           f"{stats.classes.set_index('class').loc[k, 'n_final']}")
         elif key == "watermark":
             why.append("the notebook counts notes of the 459 that contain 'watermark' anywhere; the records count "
                        "every class with a removal or crop whose reason is watermark")

@@ -214,8 +214,9 @@ def parse_note(k: int, note: str, ranked: Sequence[str] | None, final_size: int 
         left = [f for f in ranked if f not in removed_by_name][:n]
         rows += [{**r, "image": f} for f in left]
         by_name |= set(left)
-    for r, n in counted:
-        survivors = [f for f in ranked if f not in removed_by_name]
+    grouped = {r["image"] for r in rows if r["rule"] == "group"}
+    for r, n in counted:  # only what no statement already removed: the count is of the class's valid images
+        survivors = [f for f in ranked if f not in removed_by_name and f not in grouped]
         rows += [{**r, "image": f} for f in survivors[n:] if f not in by_name]
     # group rows first, so that a named image's record (later) is the one in force
     return [r for r in rows if r["image"] is None or r["rule"] in ("group", "valid-count")] + \
