@@ -76,15 +76,20 @@ def target_labels(y: np.ndarray, n_classes: int, kind: str, seed: int) -> np.nda
     return (y + np.random.default_rng([seed, 2]).integers(1, n_classes, len(y))) % n_classes
 
 
+def _check_params(folder: Path, params: dict) -> None:
+    """A folder holding a set (or part of one) built with other parameters is refused, never mixed or reused."""
+    pfile = folder / "params.json"
+    if pfile.exists() and read_json(pfile) != json.loads(json.dumps(params)):
+        raise InputError(f"{folder} holds a set built with other parameters; delete it or choose another name")
+
+
 def _chunked(folder: Path, n: int, params: dict, compute: Callable[[int, int], dict], *, chunk: int,
              progress: bool, label: str) -> dict[str, np.ndarray]:
     """Run ``compute(lo, hi)`` → dict of arrays per chunk, storing each atomically; return them concatenated."""
     cdir = folder / "chunks"
     cdir.mkdir(parents=True, exist_ok=True)
-    pfile = folder / "params.json"
-    if pfile.exists() and read_json(pfile) != json.loads(json.dumps(params)):
-        raise InputError(f"{folder} holds a set built with other parameters; delete it or choose another name")
-    atomic_write_json(pfile, params)
+    _check_params(folder, params)
+    atomic_write_json(folder / "params.json", params)
     starts = list(range(0, n, chunk))
     parts = []
     with bar(label, n, disable=not progress) as b:
@@ -132,6 +137,11 @@ def _write_set(folder: Path, name: str, source: Manifest, x: np.ndarray, labels:
     return m
 
 
+def _finished(folder: Path, params: dict) -> Manifest:
+    _check_params(folder, params)
+    return Manifest.load(folder / "manifest.parquet").with_root(folder)
+
+
 def build_set(kind: str, clf: TorchClassifier, source: Manifest, pixels: np.ndarray, folder: Path, name: str, *,
               seed: int = 0, inversion: InversionSettings = InversionSettings(),
               targeted: TargetedSettings = TargetedSettings(), chunk: int = CHUNK,
@@ -147,8 +157,7 @@ def build_set(kind: str, clf: TorchClassifier, source: Manifest, pixels: np.ndar
         raise InputError(f"unknown constructed set {kind!r}; one of {', '.join(KINDS)}")
     folder = Path(folder)
     with file_lock(folder.parent / f".{folder.name}.lock"):
-        if (folder / "complete.json").exists():
-            return Manifest.load(folder / "manifest.parquet").with_root(folder)
+        done = (folder / "complete.json").exists()
         y = np.asarray(source.labels)
         if (y < 0).any():
             raise InputError(f"{source.name}: every source image needs a label to build {kind}")
@@ -161,6 +170,8 @@ def build_set(kind: str, clf: TorchClassifier, source: Manifest, pixels: np.ndar
                       "tol": s.tol, "straight_through": s.straight_through,
                       "start": "another training image, uniform, seeded (never x itself)", "iterate": "last"}
             starts = start_indices(len(y), seed)
+            if done:
+                return _finished(folder, params)
 
             def compute(lo, hi):
                 with straight_through_last_relu(clf.module) if s.straight_through else nullcontext():
@@ -180,6 +191,8 @@ def build_set(kind: str, clf: TorchClassifier, source: Manifest, pixels: np.ndar
         params = {**base, "eps": s.eps, "step_size": s.step_size, "steps": s.steps, "random_start": False,
                   "target": KINDS[kind], "iterate": "last"}
         t = target_labels(y, clf.num_classes, kind, seed)
+        if done:
+            return _finished(folder, params)
 
         def compute(lo, hi):
             tt = torch.from_numpy(t[lo:hi]).to(clf.device)

