@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
@@ -90,3 +92,17 @@ def info(msg: str) -> None:
     """Print a message on stderr, unless quiet."""
     if not is_quiet():
         console.print(msg)
+
+
+_IMPORTED = time.perf_counter()
+
+
+def seconds_since_start() -> float:
+    """Wall-clock seconds since this process started, interpreter and imports included (what ``time`` would
+    print); where ``/proc`` is missing, since this module was imported."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in ticks since boot
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED

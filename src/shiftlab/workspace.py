@@ -44,6 +44,12 @@ class Workspace:
         return self._dir("cache", "decoded")
 
     @property
+    def figures(self) -> Path:
+        """Drawn report figures kept by content (``shiftlab.report.figure_cache``), so a rebuilt report draws
+        only what changed."""
+        return self._dir("cache", "figures")
+
+    @property
     def predictions(self) -> Path:
         """PredictionStore cells, one folder per (model, manifest, recipe)."""
         return self._dir("predictions")

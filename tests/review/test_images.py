@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from helpers import write_image
-from shiftlab.review.images import APP_MAX_PIXELS, SIZE_STEPS, ImageServer, snap_size
+from shiftlab.review.images import APP_MAX_PIXELS, AS_IS, SIZE_STEPS, ImageServer, snap_size, warm_thumbnails
 
 
 def _register(folder: Path, name: str, ws):
@@ -55,9 +55,12 @@ def test_sixty_size_variants_cost_at_most_one_file_per_step_and_a_bounded_cache(
     sizes = range(16, 16 + 60 * 33, 33)  # 60 different ?size= values, 16 … 1963
     answers = {s: server.image("s", "big.png", s) for s in sizes}
     assert all(a is not None for a in answers.values())
-    files = [f for f in (ws.root / "cache" / "thumbs").rglob("*") if f.is_file()]
-    # 600 px is at most the 1024 step: the steps below it are rendered, those above serve the file itself
+    files = [f for f in (ws.root / "cache" / "thumbs").rglob("*") if f.is_file() and f.suffix != AS_IS]
+    # 600 px is at most the 1024 step: the steps below it are rendered, those above serve the file itself (a
+    # marker of a few bytes says so, so that the next request does not decode it again)
     assert len(files) == len([s for s in SIZE_STEPS if s < 600])
+    markers = list((ws.root / "cache" / "thumbs").rglob(f"*{AS_IS}"))
+    assert len(markers) == len([s for s in SIZE_STEPS if s >= 600]) and all(m.stat().st_size < 20 for m in markers)
     assert 0 < server.cached_bytes <= 300_000
     # requests within one step get the same bytes: 115 and 148 are both the 160 px rendering
     assert answers[115] == answers[148] and Image.open(io.BytesIO(answers[115][0])).size == (160, 107)
@@ -164,3 +167,33 @@ def test_re_registering_never_serves_stale_pixels(ws, tmp_path):
     # a thumbnail rendered from the old file on disk is not reused either
     small = server.image("s", "x.bmp", 64)
     assert Image.open(io.BytesIO(small[0])).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_a_warm_cache_serves_and_warms_without_decoding_again(ws, tmp_path, monkeypatch):
+    """Issue 19.3: a second demo run decoded every small image again (those shown as they are had no disk copy),
+    and walked every thumbnail of every task again."""
+    import shiftlab.review.images as im
+
+    d = tmp_path / "set" / "n01440764"
+    d.mkdir(parents=True)
+    for i in range(3):
+        write_image(d / f"{i}.png", size=(32, 32), seed=i)
+    _register(tmp_path / "set", "s", ws)
+    task = {"kind": "images", "dataset": "s", "items": [{"id": f"{i}.png"} for i in range(3)]}
+    assert warm_thumbnails(task, ws, progress=False) == (3, 3)
+    first = {i: ImageServer(ws).image("s", f"{i}.png", 160) for i in range(3)}
+    assert all(v[0] == (d / f"{i}.png").read_bytes() for i, v in first.items())  # shown as they are
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(im, "_render", no_decoding)
+    assert {i: ImageServer(ws).image("s", f"{i}.png", 160) for i in range(3)} == first
+    calls = []
+    monkeypatch.setattr(ImageServer, "image", lambda self, *a: calls.append(a))
+    assert warm_thumbnails(task, ws, progress=False) == (3, 3) and calls == []  # the marker: nothing to walk
+    # another task, or the same task over a re-registered dataset, is walked again
+    _register(tmp_path / "set", "s", ws)
+    os.utime(ws.root / "manifests" / "s.parquet", ns=(1, 1))
+    warm_thumbnails(task, ws, progress=False)
+    assert len(calls) == 3

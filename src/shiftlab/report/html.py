@@ -33,6 +33,7 @@ from markupsafe import Markup
 from shiftlab import __version__
 from shiftlab.errors import InputError
 from shiftlab.fsutil import atomic_write_bytes
+from shiftlab.report.figure_cache import FigureCall
 from shiftlab.report.tables import TableBlock, default_format, format_table
 from shiftlab.report.text import file_stem, inline_markup, markdownish, plain_text, slug
 
@@ -240,8 +241,10 @@ class Section:
 
         Parameters
         ----------
-        fig : matplotlib Figure, or path of an image file (PNG, JPEG, GIF, WebP)
-            A Figure is rendered now (at ``dpi``, tight bounding box) and closed when pyplot made it.
+        fig : matplotlib Figure, ``FigureCall``, or path of an image file (PNG, JPEG, GIF, WebP)
+            A Figure is rendered now (at ``dpi``, tight bounding box) and closed when pyplot made it; a
+            ``FigureCall`` is made and rendered only when the active figure cache has no PNG for its content
+            (``shiftlab.report.figure_cache``).
         name : str
             File name without extension; unique within the report.
         caption : str, optional
@@ -251,11 +254,9 @@ class Section:
             Shown at 100 CSS pixels per inch, so the PNG is sharp on high-density screens.
         """
         stem = file_stem(name)
-        if hasattr(fig, "savefig"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08, facecolor="white")
-            _close(fig)
-            data, ext = buf.getvalue(), ".png"
+        if isinstance(fig, FigureCall) or hasattr(fig, "savefig"):
+            data = fig.png(dpi, lambda f: _draw(f, dpi)) if isinstance(fig, FigureCall) else _draw(fig, dpi)
+            ext = ".png"
             w, h = _png_size(data)
             display = round(w * 100 / dpi)
         else:
@@ -316,6 +317,14 @@ class Section:
             elif isinstance(b, ImagesBlock):
                 out.extend(a for a, _ in b.items)
         return out
+
+
+def _draw(fig, dpi: int) -> bytes:
+    """The PNG of a matplotlib Figure (tight bounding box, white), which is then closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08, facecolor="white")
+    _close(fig)
+    return buf.getvalue()
 
 
 def _close(fig) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -45,6 +46,8 @@ MEMORY_BYTES = 128 * 1024 * 1024
 #: bytes go out (no decode, no re-encode)
 _AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 _EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+#: the disk cache's marker for an image the browser gets as it is (small enough, a shown format)
+AS_IS = ".asis"
 
 
 def snap_size(size: int | None) -> int | None:
@@ -260,14 +263,19 @@ class ImageServer:
             if f.is_file():
                 out = (f.read_bytes(), media)
                 break
+        if out is None and base.with_suffix(AS_IS).is_file():
+            # shown as it is: the marker holds the media type, so a warm cache never decodes the file again
+            out = (p.read_bytes(), base.with_suffix(AS_IS).read_text())
         if out is None:
             # a burst of requests queues here instead of decoding 40 images at once
             rendered = self._decoder.submit(_render, p, size, self.max_pixels).result()
             if rendered is None:
                 return None
             out, as_is = rendered[:2], rendered[2]
-            if not as_is:  # a file shown as it is needs no second copy
-                base.parent.mkdir(parents=True, exist_ok=True)
+            base.parent.mkdir(parents=True, exist_ok=True)
+            if as_is:  # a file shown as it is needs no second copy: a marker with its media type
+                atomic_write_bytes(base.with_suffix(AS_IS), out[1].encode())
+            else:
                 atomic_write_bytes(base.with_suffix(_EXT[out[1]]), out[0])
         self._remember(dataset, image_id, size, key, out)
         return out
@@ -320,9 +328,19 @@ def warm_thumbnails(task: dict, workspace, *, progress: bool = True) -> tuple[in
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     server = ImageServer(ws, max_bytes=0)
     want = task_thumbnails(task, ws)
+    # the same thumbnails of the same manifests were warmed before: nothing to render (the app still checks each
+    # file's version when it serves it, so an edited image is redrawn then)
+    datasets = sorted({ds for ds, _, _ in want})
+    key = hashlib.sha1(json.dumps([want, [server._manifest_identity(d) for d in datasets]]).encode()).hexdigest()
+    marker = server.disk / "warm" / f"{key}.json"
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        return done["shown"], done["wanted"]
     ok = 0
     with bar("thumbnails", len(want), disable=not progress) as b:
         for ds, i, size in want:
             ok += server.image(ds, i, size) is not None
             b.advance(1)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, json.dumps({"shown": ok, "wanted": len(want)}).encode())
     return ok, len(want)

@@ -317,8 +317,8 @@ def duplicates_task(dedup_dir: str | os.PathLike, *, query: str | None = None, n
     for split in sorted(set(queue["reference_split"])):
         image_dataset(split, workspace)
     nb = pd.read_parquet(nf, columns=["query_id", "reference_split", "reference_id", "metric", "distance", "rank"])
-    keys = set(zip(queue["query_id"], queue["reference_split"], queue["reference_id"]))
-    nb = nb[[k in keys for k in zip(nb["query_id"], nb["reference_split"], nb["reference_id"])]]
+    pair = ["query_id", "reference_split", "reference_id"]
+    nb = nb[pd.MultiIndex.from_frame(nb[pair].astype(str)).isin(pd.MultiIndex.from_frame(queue[pair].astype(str)))]
     pairs: dict[tuple, dict] = {}
     for q, split, r, metric, dist, rank in nb.itertuples(index=False):
         p = pairs.setdefault((q, split, r), {"target": f"{q}{PAIR_SEP}{r}", "query": q, "query_dataset": query,

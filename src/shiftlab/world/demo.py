@@ -20,6 +20,7 @@ from shiftlab.metrics.robustness import effective_robustness
 from shiftlab.predict.engine import predict
 from shiftlab.registry import register_dataset
 from shiftlab.report import Report, Section
+from shiftlab.report.figure_cache import FigureCall, figure_cache
 from shiftlab.report.figures import robustness_plot
 from shiftlab.review import tasks as tk
 from shiftlab.review.images import warm_thumbnails
@@ -91,9 +92,13 @@ def shift_fit(world: World, acc: pd.DataFrame):
 def shift_figure(er):
     """The collection shift's scatter: each zoo model's pool-sample against test top-1 on logit axes, coloured by
     training, with the line of ``shift_fit`` and its band (the legend beside the axes, where it covers nothing)."""
-    return robustness_plot(er, band=er.band(), group_col="type", xlabel="world test top-1 (original process)",
-                           ylabel="pool sample top-1 (shifted process)", title="Accuracy under the collection shift",
-                           legend_loc="outside", warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0))
+    return robustness_plot(er, **_shift_plot_options(er))
+
+
+def _shift_plot_options(er) -> dict:
+    return dict(band=er.band(), group_col="type", xlabel="world test top-1 (original process)",
+                ylabel="pool sample top-1 (shifted process)", title="Accuracy under the collection shift",
+                legend_loc="outside", warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0))
 
 
 def section_shift(world: World, acc: pd.DataFrame) -> Section:
@@ -120,7 +125,7 @@ def section_shift(world: World, acc: pd.DataFrame) -> Section:
               intervals={"test top-1": ("top1_id_low", "top1_id_high"),
                          "pool top-1": ("top1_ood_low", "top1_ood_high")},
               highlight={"test top-1": "max", "pool top-1": "max"})
-    sec.figure(shift_figure(er), "shift-scatter",
+    sec.figure(FigureCall(robustness_plot, er, **_shift_plot_options(er)), "shift-scatter",  # = shift_figure(er)
                f"Logit-scaled axes, ticks in percent; bars are 95% intervals. The red line is the least-squares fit in "
                f"logit space over the {er.fit.n} standard-trained models, with its 95% bootstrap band; the "
                f"robust-trained models ({', '.join(robust)}) have markers of their own and are not in the fit.")
@@ -197,10 +202,10 @@ def section_imagenetv2(world: World, models: list[str], acc: pd.DataFrame, *,
     b = pd.concat(drops)
     b = b[b.variant == "b"].assign(type=[ZOO[m].training for m in b[b.variant == "b"].model])
     er = effective_robustness(b, "id_acc", "ood_acc", reference="standard", n_boot=500, seed=world.seed)
-    sec.figure(robustness_plot(er, band=er.band(), group_col="type",
-                               xlabel="world test top-1", ylabel="MatchedFrequency (b) top-1",
-                               title="Effective robustness on the world's MatchedFrequency set", legend_loc="outside",
-                               warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0)),
+    sec.figure(FigureCall(robustness_plot, er, band=er.band(), group_col="type",
+                          xlabel="world test top-1", ylabel="MatchedFrequency (b) top-1",
+                          title="Effective robustness on the world's MatchedFrequency set", legend_loc="outside",
+                          warning="; ".join(fit_warnings(er)) or None, figsize=(9.0, 6.0)),
                "imagenetv2-robustness", "Fit over the standard-trained zoo models with its 95% bootstrap band; "
                "points above it are effectively robust.")
     return sec, table, sets
@@ -273,13 +278,14 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
     acc = accuracy_on_test_and_pool(world, models, progress=progress)
     report = Report("The digits world", intro(world), kind="shiftlab demo report",
                     meta={"world seed": world.seed, "zoo models": len(ZOO), "workspace": str(ws.root)})
-    report.add(section_shift(world, acc))
-    sec, _, sets = section_imagenetv2(world, models, acc, progress=progress)
-    report.add(sec)
-    sec, study = multilabel_section(world, models, progress=progress)
-    report.add(sec)
-    report.add(label_issues_section(world, models, progress=progress)[0])
-    report.add(spurious_section(world, models, acc, progress=progress)[0])
+    with figure_cache(ws.figures):  # a rerun draws only the figures whose data or code changed
+        report.add(section_shift(world, acc))
+        sec, _, sets = section_imagenetv2(world, models, acc, progress=progress)
+        report.add(sec)
+        sec, study = multilabel_section(world, models, progress=progress)
+        report.add(sec)
+        report.add(label_issues_section(world, models, progress=progress)[0])
+        report.add(spurious_section(world, models, acc, progress=progress)[0])
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc, sets)

@@ -12,7 +12,9 @@ from shiftlab.analyze.label_issues import label_issues, recall_at
 from shiftlab.analyze.multilabel import multilabel_summary
 from shiftlab.predict.engine import predict
 from shiftlab.report import Section, category_fraction_figure, confusion_figure
+from shiftlab.report.figure_cache import FigureCall
 from shiftlab.world.mistakes import world_cues
+from shiftlab.world.section_cache import cached_tables, content_key
 
 
 @dataclass
@@ -81,7 +83,7 @@ def multilabel_section(world, models: list[str], *, progress: bool = True) -> tu
               caption="Share of each model's top-1 errors per suggested category (problematic images not scored)."
                       + why,
               formats={"top-1 (scored)": "{:.1%}", **{c: "{:.0%}" for c in cats}})
-    sec.figure(category_fraction_figure(f), "mistake-categories",
+    sec.figure(FigureCall(category_fraction_figure, f), "mistake-categories",
                "One point per model and category, with a least-squares line per category." + why)
     moved = [row for r in study.mistakes for row in r.table.itertuples() if row.category == mk.NOT_A_MISTAKE]
     if moved:
@@ -104,11 +106,16 @@ def multilabel_section(world, models: list[str], *, progress: bool = True) -> tu
             caption="The most frequent unordered confusions over all models (errors the multi-labels accept and "
                     "problematic images not counted).")
         top = min(15, len(study.confusions))
-        sec.figure(confusion_figure(study.confusions, top, title="Most frequent confusions, all zoo models"),
+        sec.figure(FigureCall(confusion_figure, study.confusions, top,
+                              title="Most frequent confusions, all zoo models"),
                    "confusions", f"The {top} most frequent unordered class confusions, in top-1 errors summed over "
                    f"the {len(models)} zoo models (the table above lists the first {min(10, top)}; errors the "
                    "multi-labels accept and problematic images are not counted).")
     return sec, study
+
+
+#: bump when the label-issues ranking is computed differently, so that kept ones are not reused
+LABEL_ISSUES_VERSION = 1
 
 
 def label_issues_section(world, models: list[str], *, top: int = 16,
@@ -116,7 +123,10 @@ def label_issues_section(world, models: list[str], *, top: int = 16,
     """The test images whose given label is most likely wrong, ranked by cleanlab from the zoo's probabilities,
     against the planted label errors."""
     test = world.manifest("test")
-    ranking = label_issues(test, models, workspace=world.workspace, progress=progress)
+    # cleanlab alone takes seconds to import: a rerun reads the ranking back
+    key = content_key(world.workspace, models, [test], "label-issues", LABEL_ISSUES_VERSION)
+    (ranking,) = cached_tables(world.workspace, "label_issues", key,
+                               lambda: [label_issues(test, models, workspace=world.workspace, progress=progress)])
     planted = {e["id"] for e in world.truth()["label_errors"]}
     n = len(planted)
     rec = recall_at(ranking, planted, 2 * n)

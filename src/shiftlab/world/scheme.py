@@ -13,7 +13,7 @@ from shiftlab.models.classifier import TorchClassifier
 from shiftlab.models.specs import Scheme
 from shiftlab.registry import dataset_path
 from shiftlab.workspace import Workspace
-from shiftlab.world.zoo import ZOO, load_zoo_model
+from shiftlab.world.zoo import ZOO, train_zoo
 
 TRAIN_DATASET = "world-train"
 
@@ -26,7 +26,28 @@ def load(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
     # checked first: read_dataset would take an unregistered name for a path
     if dataset_path(TRAIN_DATASET, ws) is None:
         raise ShiftlabError(f"the digits world is not built in {ws.root}: run 'shiftlab world build'")
-    return load_zoo_model(rest, read_dataset(TRAIN_DATASET, workspace=ws), ws)
+    train_file = dataset_path(TRAIN_DATASET, ws)
+    memo_key = (rest, str(train_file.resolve()), _identity(train_file))
+    hit = _LOADED.get(memo_key)
+    if hit is not None and _identity(hit[1]) == hit[2]:
+        return hit[0]
+    entry = train_zoo(read_dataset(TRAIN_DATASET, workspace=ws), ws, [rest])[rest]
+    _LOADED[memo_key] = (entry.classifier(), entry.path, _identity(entry.path))
+    return entry.classifier()
+
+
+#: the models this process has loaded, by (name, train manifest file, its version) → (classifier, weights
+#: file, its version): a demo asks for each model dozens of times (once per set and study), and reading the
+#: manifest and the weights again each time cost seconds of a rerun. A changed manifest or weights file misses.
+_LOADED: dict[tuple, tuple] = {}
+
+
+def _identity(path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 SCHEME = Scheme("world", "world:cnn-medium-s0", load,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,13 +26,17 @@ from shiftlab.fsutil import atomic_save_npz, atomic_write_json
 from shiftlab.models.specs import load_model
 from shiftlab.predict.engine import predict
 from shiftlab.report import Section
+from shiftlab.report.figure_cache import FigureCall
 from shiftlab.report.figures.spurious import component_figure, spurious_score_plot
 from shiftlab.world import World
+from shiftlab.world.section_cache import cached_tables, content_key
 
 #: how the world labels a component: among the TOP components by eigenvalue, IMAGES top images, SHARE with the cue
 TOP, IMAGES, SHARE = 5, 20, 0.9
 #: the model whose components the section draws, and how (fewer components and steps than S3's, for the demo)
 SHOWN_MODEL, VISUALISE, STEPS, SHOWN = "cnn-medium-s0", 10, 100, 3
+#: bump when the section computes its tables differently, so that kept ones are not reused
+TABLES_VERSION = 1
 
 
 def world_components(world: World, model: str, *, progress: bool = False) -> tuple[dict, dict]:
@@ -88,7 +93,6 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *,
                      progress: bool = True) -> tuple[Section, pd.DataFrame, pd.DataFrame]:
     """(the section (module docstring), the components table, the scores table). ``models``: world zoo specs;
     ``acc``: the demo's accuracy table (its ``model`` and ``top1_id`` columns give each model's test accuracy)."""
-    ws = world.workspace
     names = world.manifest("test").vocabulary.names
     train = world.manifest("train")
     cue_classes = [int(c) for c in world.truth()["spurious"]["classes"]]
@@ -105,15 +109,10 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *,
                   "p_k separating the class's test images from the world's spurious set (other digits and blank "
                   "sheets carrying the cue, without the class): higher is less reliance on the cue.",
                   anchor="spurious")
-    labelled_by_model, rows = {}, []
-    for spec in models:
-        labelled, false = world_components(world, spec, progress=progress)
-        labelled_by_model[spec] = labelled
-        rows.append({"model": spec.split(":", 1)[1],
-                     **{f"{names[k]}: spurious components": ", ".join(map(str, v)) or "—"
-                        for k, v in labelled.items()},
-                     "false discoveries (cue-free classes)": sum(false.values())})
-    found = pd.DataFrame(rows)
+    key = content_key(world.workspace, models, [world.manifest(s) for s in ("train", "test", "spurious")],
+                      TABLES_VERSION, TOP, IMAGES, SHARE)
+    found, table = cached_tables(world.workspace, "spurious", key,
+                                 lambda: _compute_tables(world, models, acc, progress=progress))
     sec.table(found,
               caption=f"Components labelled spurious per cue class (indices by descending eigenvalue, among the top "
                       f"{TOP}), and how many of the top {TOP} components of the {len(names) - len(cue_classes)} "
@@ -124,14 +123,46 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *,
     for k in cue_classes:
         meta, vis = _shown_components(world, k, progress=progress)
         for c in meta["components"][:1]:
-            fig = component_figure(vis[f"c{c['index']}"], [paths[r] for r in c["rows"]], c["alpha"],
-                                   probability=c["probability"],
-                                   title=f"{SHOWN_MODEL}, class {names[k]}, component {c['index']} (rank {c['rank']})")
+            fig = FigureCall(component_figure, vis[f"c{c['index']}"], [Path(paths[r]) for r in c["rows"]],
+                             c["alpha"], probability=c["probability"],
+                             title=f"{SHOWN_MODEL}, class {names[k]}, component {c['index']} (rank {c['rank']})")
             sec.figure(fig, f"spurious-component-{k}",
                        f"Class {names[k]}'s component ranked first of its first {meta['settings']['n_visualise']} by "
                        f"the probability of its visualisation (left; APGD-L2 from grey, ε = "
                        f"{meta['settings']['eps']:.2f} at 32 px, {meta['settings']['steps']} steps, seed "
                        f"{meta['settings']['seed']}), beside the training images where it is strongest, with their α.")
+    pct = "{:.1%}"
+    sec.table(table, caption="The spurious score (mean over the cue classes of the average precision, the published "
+                             "\"Spurious AUC\"; and ROC-AUC) and the mean probability of the cue's class on the "
+                             "spurious set, before and after SpuFix. On this world the score sits near its ceiling "
+                             "for every model: the models give a cue without its digit little probability, and a few "
+                             "mislabelled test images cap the precision. SpuFix lowers the probability the cue alone "
+                             "earns while test accuracy stays within a point.",
+              formats={"test top-1": pct, "SpuFix: test top-1": pct, "spurious score (AP)": "{:.3f}",
+                       "ROC-AUC": "{:.3f}", "SpuFix: AP": "{:.3f}", "SpuFix: ROC-AUC": "{:.3f}",
+                       "mean p_k on cue images": "{:.3f}", "SpuFix: mean p_k on cue images": "{:.3f}"})
+    sec.figure(FigureCall(spurious_score_plot, table), "spurious-score",
+               "Left: the spurious score (mean AP over the cue classes; higher = less reliance on the cue) against "
+               "test accuracy for each zoo model, before (circles) and after SpuFix (triangles, joined by a line). "
+               "Right: the mean probability of the cue's class on the spurious set (lower = less reliance).")
+    return sec, found, table
+
+
+def _compute_tables(world: World, models: list[str], acc: pd.DataFrame, *,
+                    progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the components labelled spurious per model, the scores before and after SpuFix)."""
+    ws = world.workspace
+    names = world.manifest("test").vocabulary.names
+    train = world.manifest("train")
+    labelled_by_model, rows = {}, []
+    for spec in models:
+        labelled, false = world_components(world, spec, progress=progress)
+        labelled_by_model[spec] = labelled
+        rows.append({"model": spec.split(":", 1)[1],
+                     **{f"{names[k]}: spurious components": ", ".join(map(str, v)) or "—"
+                        for k, v in labelled.items()},
+                     "false discoveries (cue-free classes)": sum(false.values())})
+    found = pd.DataFrame(rows)
     # the score before and after SpuFix
     fixed = []
     for spec in models:
@@ -154,18 +185,4 @@ def spurious_section(world: World, models: list[str], acc: pd.DataFrame, *,
         "SpuFix: ROC-AUC": [s.mean_roc_auc for s in scores[n:]],
         "SpuFix: mean p_k on cue images": [float(s.table["negatives_mean_prob"].mean()) for s in scores[n:]],
     })
-    pct = "{:.1%}"
-    sec.table(table, caption="The spurious score (mean over the cue classes of the average precision, the published "
-                             "\"Spurious AUC\"; and ROC-AUC) and the mean probability of the cue's class on the "
-                             "spurious set, before and after SpuFix. On this world the score sits near its ceiling "
-                             "for every model: the models give a cue without its digit little probability, and a few "
-                             "mislabelled test images cap the precision. SpuFix lowers the probability the cue alone "
-                             "earns while test accuracy stays within a point.",
-              formats={"test top-1": pct, "SpuFix: test top-1": pct, "spurious score (AP)": "{:.3f}",
-                       "ROC-AUC": "{:.3f}", "SpuFix: AP": "{:.3f}", "SpuFix: ROC-AUC": "{:.3f}",
-                       "mean p_k on cue images": "{:.3f}", "SpuFix: mean p_k on cue images": "{:.3f}"})
-    sec.figure(spurious_score_plot(table), "spurious-score",
-               "Left: the spurious score (mean AP over the cue classes; higher = less reliance on the cue) against "
-               "test accuracy for each zoo model, before (circles) and after SpuFix (triangles, joined by a line). "
-               "Right: the mean probability of the cue's class on the spurious set (lower = less reliance).")
-    return sec, found, table
+    return found, table

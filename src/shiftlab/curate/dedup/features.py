@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from shiftlab.data.recipes import Recipe
+from shiftlab.fsutil import atomic_save_npy
 from shiftlab.predict.cache import DecodedCache
 from shiftlab.predict.engine import predict
 from shiftlab.workspace import Workspace
@@ -24,7 +27,36 @@ def scaled_pixels(manifest, workspace=None, *, size: int = 256, progress: bool =
 
 
 def phash_bits(pixels: np.ndarray) -> np.ndarray:
-    """uint8 (N, 3, H, W) → uint8 (N, 64) of 0/1: the bits of ``imagehash.phash`` of each image."""
+    """uint8 (N, 3, H, W) → uint8 (N, 64) of 0/1: the bits of ``imagehash.phash`` of each image.
+
+    For a whole decoded cache (a memory map of its file) the bits are kept beside that file: a decoded cache is
+    written once and never changed in place, so its path, size and mtime name its content."""
+    kept = _kept_beside(pixels, ".phash64.npy")
+    if kept is not None and kept.is_file():
+        return np.load(kept)
+    out = _phash_bits(pixels)
+    if kept is not None:
+        atomic_save_npy(kept, out)
+    return out
+
+
+def _kept_beside(pixels: np.ndarray, suffix: str) -> Path | None:
+    """Where a result computed from all of a memory-mapped file is kept: beside it, named by its version."""
+    name = getattr(pixels, "filename", None)
+    if not isinstance(pixels, np.memmap) or not name:
+        return None
+    f = Path(name)
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    if pixels.nbytes + pixels.offset != st.st_size:  # a part of the file (rows taken): computed, not kept
+        return None
+    # a build in progress writes rows in place, which moves the mtime: a result kept before names another version
+    return f.with_name(f"{f.name}.{st.st_size}-{st.st_mtime_ns}{suffix}")
+
+
+def _phash_bits(pixels: np.ndarray) -> np.ndarray:
     import imagehash
     from PIL import Image
 

@@ -74,7 +74,8 @@ def queue_thresholds(table: NeighbourTable, thresholds: Mapping[str, float] | No
     chosen = {**IMAGENETV2_THRESHOLDS,
               **(quantile_thresholds(table, quantile, review_k=review_k) if quantile is not None else {}),
               **explicit}
-    return {m: t for m, t in chosen.items() if m in set(table["metric"])}
+    present = set(table["metric"].unique())
+    return {m: t for m, t in chosen.items() if m in present}
 
 
 #: metrics whose threshold means the same on any data and at any size (``aligned``: a correlation), which
