@@ -92,6 +92,8 @@ def review_task_cmd(
     source: Path = typer.Option(..., "--from", help="The folder 'easyset rank' wrote."),
     name: str | None = typer.Option(None, "--name", help="Task name (default: easyset-<dataset>)."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite a task of that name."),
+    per_class: bool = typer.Option(False, "--per-class", help="One task per class (<name>-c<class>) instead of one "
+                                                              "task whose images go class by class."),
 ):
     """A review task over the ranked images and extras (keep / crop / remove, reasons, crop boxes, class exclusion)."""
     from shiftlab.cli.common import task_done
@@ -103,21 +105,33 @@ def review_task_cmd(
     items = [{"id": r.id, "caption": f"class {r[1]} · " + (f"rank {r.rank} ({r.stage})" if r.stage != "extra" else
                                                             f"extra (confidence {r.confidence:.4f})")}
              for r in queue.itertuples(index=False)]
-    task = images_task(params["dataset"], "easyset", name=name or f"easyset-{file_stem(params['dataset'])}",
-                       items=items, workspace=ws(), replace=replace)
-    task_done(task, len(items), "images")
+    name = name or f"easyset-{file_stem(params['dataset'])}"
+    groups = [(f"{name}-c{k}", [it for it, c in zip(items, queue["class"]) if c == k])
+              for k in sorted(set(queue["class"]))] if per_class else [(name, items)]
+    for task_name, its in groups:
+        task = images_task(params["dataset"], "easyset", name=task_name, items=its, workspace=ws(), replace=replace)
+    if per_class:
+        out.print(f"{len(groups)} review tasks {name}-c<class>; 'easyset build --task {name}' reads them all")
+    task_done(task, len(items) if not per_class else len(groups[-1][1]), "images")
 
 
 def _records(source: Path, task: str):
+    import pandas as pd
+
     from shiftlab.curate.easyset.decisions import decision_records
     from shiftlab.curate.easyset.select import read_ranking_folder
-    from shiftlab.review.log import read_decisions
+    from shiftlab.review.log import ReviewLog, read_decisions
     from shiftlab.review.tasks import log_path
 
     params, cand, queue = read_ranking_folder(source)
     if not log_path(ws()).is_file():
         raise InputError(f"no review log in {ws().root}: decide the task {task!r} first (shiftlab review serve)")
-    return params, cand, queue, decision_records(read_decisions(log_path(ws()), task), queue, params["final_size"])
+    with ReviewLog(log_path(ws())) as log:
+        # the task, or its per-class tasks (review-task --per-class: <task>-c<class>)
+        names = [t for t in log.tasks() if t == task or (t.startswith(f"{task}-c") and t[len(task) + 2:].isdigit())]
+        frames = [read_decisions(log, t) for t in names]
+    decisions = pd.concat(frames, ignore_index=True) if frames else read_decisions(log_path(ws()), task)
+    return params, cand, queue, decision_records(decisions, queue, params["final_size"])
 
 
 @easyset_app.command("stats")

@@ -46,3 +46,44 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path):
     code, _, err = run(capsys, "easyset", "build", "--from", str(tmp_path), "--task", "t", "--out",
                        str(tmp_path / "set"))
     assert code == 2 and "easyset rank --out" in err and not (tmp_path / "set").exists()
+
+
+def test_rank_review_build_end_to_end(capsys, tmp_path, monkeypatch):
+    """rank → per-class review tasks → decisions in the log → build with the post-edit check (its refusal is tested
+    in test_build)."""
+    from pathlib import Path
+
+    from curate.easyset.test_build import COLOURNET, write_folder
+    from shiftlab.data.layouts import read_dataset
+    from shiftlab.registry import register_dataset
+    from shiftlab.review.log import ReviewLog
+    from shiftlab.review.tasks import log_path
+    from shiftlab.workspace import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    register_dataset(read_dataset(str(write_folder(tmp_path / "src", blue="n01440764_0003"))), "toy", ws)
+    w = ["-w", str(ws.root)]
+    code, out, err = run(capsys, *w, "easyset", "rank", "-d", "toy", "--ensemble", COLOURNET, "--target", COLOURNET,
+                         "--top", "5", "--min-class-images", "2", "--out", str(tmp_path / "rank"))
+    assert code == 0, err
+    assert "40 of 40 images pass the filter" in out
+    code, out, err = run(capsys, *w, "easyset", "review-task", "--from", str(tmp_path / "rank"), "--name", "es",
+                         "--per-class")
+    assert code == 0 and "2 review tasks es-c<class>" in out, err
+    import pandas as pd
+    q = pd.read_parquet(tmp_path / "rank" / "queue.parquet")
+    ranked0 = list(q[(q["class"] == 0) & (q["stage"] != "extra")].sort_values("rank")["id"])
+    assert "n01440764_0003.png" not in set(q["id"])  # ColourNet calls the blue image class 2: never ranked
+    with ReviewLog(log_path(ws)) as log:
+        log.append(reviewer="ann", task="es-c0", target=ranked0[0], decision="crop", reason="watermark",
+                   crop=(0, 0, 30, 20))
+        log.append(reviewer="ann", task="es-c0", target=ranked0[1], decision="remove", reason="noise")
+    code, out, err = run(capsys, *w, "easyset", "build", "--from", str(tmp_path / "rank"), "--task", "es", "--out",
+                         str(tmp_path / "set"))
+    assert code == 0, err
+    assert "post-edit check: colournet classifies all 6 final images correctly" in out
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines()
+            if line.startswith("│") and line.count("│") == 3}
+    assert (rows["classes with top-5 substitutions"], rows["images cropped in the set"], rows["images removed"]) == \
+        ("1", "1", "1")
+    assert (Path(tmp_path / "set") / "reasons.png").is_file()
