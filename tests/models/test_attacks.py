@@ -132,3 +132,26 @@ def test_apgd_l2_maximize_of_the_loss_matches_torchattacks_apgd():
         acc_ours = (net(ours).argmax(1) == y).float().mean().item()
     assert 0.05 < acc_theirs < 0.95, acc_theirs  # the radius leaves something to compare
     assert abs(acc_ours - acc_theirs) <= 0.02, (acc_ours, acc_theirs)
+
+
+def test_attack_dispatch_random_start_and_the_autoattack_install_hint(monkeypatch):
+    import sys
+
+    from shiftlab.errors import InputError, MissingDependencyError
+    from shiftlab.models.attacks import attack, default_step_size
+
+    module, fwd = _model()
+    x, y = torch.rand(5, 3, 32, 32), torch.arange(5)
+    a = attack("pgd-l2", fwd, x, y, eps=0.5, steps=0, random_start=True, generator=torch.Generator().manual_seed(0))
+    b = attack("pgd-l2", fwd, x, y, eps=0.5, steps=0, random_start=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and 0 < (a - x).flatten(1).norm(dim=1).max() <= 0.5 + 1e-6
+    assert a.min() >= 0 and a.max() <= 1
+    # per-sample projection: a batch gives each image what it gets alone
+    one = attack("pgd-l2", fwd, x[:1], y[:1], eps=0.5, steps=4)
+    assert torch.allclose(attack("pgd-l2", fwd, x, y, eps=0.5, steps=4)[:1], one, atol=1e-5)
+    assert default_step_size(0.5, 20) == 2.5 * 0.5 / 20
+    with pytest.raises(InputError, match="unknown attack"):
+        attack("fgsm", fwd, x, y, eps=0.5, steps=1)
+    monkeypatch.setitem(sys.modules, "torchattacks", None)
+    with pytest.raises(MissingDependencyError, match="pip install torchattacks"):
+        attack("autoattack", fwd, x, y, eps=0.5, steps=1)
