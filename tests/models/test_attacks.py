@@ -140,7 +140,7 @@ def test_attack_dispatch_random_start_and_the_autoattack_install_hint(monkeypatc
     from shiftlab.errors import InputError, MissingDependencyError
     from shiftlab.models.attacks import attack, default_step_size
 
-    module, fwd = _model()
+    _, fwd = _model()
     x, y = torch.rand(5, 3, 32, 32), torch.arange(5)
     a = attack("pgd-l2", fwd, x, y, eps=0.5, steps=0, random_start=True, generator=torch.Generator().manual_seed(0))
     b = attack("pgd-l2", fwd, x, y, eps=0.5, steps=0, random_start=True, generator=torch.Generator().manual_seed(0))
