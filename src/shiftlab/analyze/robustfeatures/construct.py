@@ -161,7 +161,7 @@ def build_set(kind: str, clf: TorchClassifier, source: Manifest, pixels: np.ndar
         y = np.asarray(source.labels)
         if (y < 0).any():
             raise InputError(f"{source.name}: every source image needs a label to build {kind}")
-        x_all = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255).to(clf.device)
+        x_all = torch.from_numpy(np.array(pixels)).float().div_(255).to(clf.device)
         base = {"kind": kind, "model": clf.key, "data_source": source.name, "source": source.content_hash,
                 "seed": seed, "chunk": chunk}
         if kind in ("robust", "nonrobust"):

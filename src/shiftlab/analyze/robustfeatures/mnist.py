@@ -159,7 +159,7 @@ def mnist_study(train: Manifest, test: Manifest, train_px: np.ndarray, test_px: 
     s, folder, t0 = settings, Path(folder), time.perf_counter()
     recipe, device = RECIPES["world-grey28"], torch.device(s.device)
     seconds = {}
-    ytr, yte = torch.from_numpy(np.asarray(train.labels)), torch.from_numpy(np.asarray(test.labels)).to(device)
+    ytr, yte = torch.from_numpy(np.array(train.labels)), torch.from_numpy(np.array(test.labels)).to(device)
     ptr = torch.from_numpy(np.ascontiguousarray(train_px))
     test_versions = torch.from_numpy(study_versions(test_px.astype(np.float32) / 255, s.seed + 1000)).to(device)
     std = _train(folder, "standard", _init(s.seed), ptr, ytr,

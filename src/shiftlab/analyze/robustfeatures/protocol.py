@@ -49,7 +49,7 @@ def decoded_pixels(manifest: Manifest, recipe, engine: Engine) -> np.ndarray:
     valid = cache.valid_mask()
     if not valid.all():
         raise InputError(f"{manifest.name}: {int((~valid).sum())} undecodable image(s); remove them first")
-    return np.asarray(cache.pixels())
+    return np.array(cache.pixels())  # a writable copy: torch refuses read-only memory maps
 
 
 def robust_datasets(train: Manifest, robust_model, standard_model, *, workspace=None, seed: int = 0,
