@@ -246,5 +246,7 @@ def read_result(folder: str | Path) -> MnistResult | None:
     d = read_json(folder / "results.json")
     with np.load(folder / "grid.npz") as z:
         grid = {k: z[k] for k in z.files}
-    return MnistResult(pd.DataFrame(d["table1"]), pd.DataFrame(d["table2"]), grid, d["settings"], d["source"],
-                       d["seconds"])
+    # the JSON's keys are sorted: put the columns back in the tables' order
+    t1 = pd.DataFrame(d["table1"])[["model", *GROUP_COLUMNS]]
+    t2 = pd.DataFrame(d["table2"])[["trained on", *GROUP_COLUMNS]]
+    return MnistResult(t1, t2, grid, d["settings"], d["source"], d["seconds"])
