@@ -36,6 +36,12 @@ NOT_RUN = [
     (r"datasets add imagenetv2|^datasets$", "registers (and lists) the reference data"),
     (r"^models( |$)", "lists what is installed here, or a model file of the reader's own"),
     (r"…", "elided in the README"),
+    (r"robust (datasets|study|mnist)|autoattack", "minutes of compute (tests/analyze/robustfeatures and the demo's "
+                                                  "robust section run the same at a smaller size)"),
+    (r"easyset (review-task|build)", "needs a reviewer's decisions (tests/curate/easyset/test_cli.py runs rank → "
+                                     "review-task → decisions → build end to end)"),
+    (r"--executor ray", "needs a running Ray cluster (tests/predict/test_ray_executor.py runs the same on a "
+                        "local one)"),
 ]
 
 # a number on its own: not inside an identifier such as cnn-medium-s0, te-0138 or a hex hash

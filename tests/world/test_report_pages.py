@@ -64,9 +64,14 @@ def test_demo_report_page(demo):
     _, res = demo
     facts = _check_page(res.path, "demo-report.png")
     # every figure the report draws is on the page, numbered in order, the marks legend among them
-    # (the spurious-features section adds 4 figures and 2 tables to the 9 and 7 before it)
-    assert len(facts["figures"]) == 13 and len(facts["tables"]) == 9
+    # (the spurious-features section adds 4 figures and 2 tables to the 9 and 7 before it; the robust-features
+    # section 1 figure and 2 tables (its MNIST tables only once 'robust mnist' has run); the easy set 2 and 1)
+    assert len(facts["figures"]) == 16 and len(facts["tables"]) == 12
     assert any(f.startswith("Figure 13. Left: the spurious score") for f in facts["figures"])
+    assert any(f.startswith("Figure 14. The first training images (D), their robust and non-robust") for f in
+               facts["figures"])
+    assert any(t.startswith("Table 12. The statistics, derived from the records") for t in facts["tables"])
+    assert facts["figures"][-1].startswith("Figure 16. Cropped images of the set")
     assert facts["figures"][1].startswith("Figure 2. The marks on the thumbnails")
     assert any(t.startswith("Table 5. Share of each model's top-1 errors") for t in facts["tables"])
     # the same checks in a small laptop's window

@@ -26,9 +26,11 @@ from shiftlab.review import tasks as tk
 from shiftlab.review.images import warm_thumbnails
 from shiftlab.workspace import Workspace
 from shiftlab.world import World, WorldConfig, build_world
+from shiftlab.world.easyset_section import easyset_section
 from shiftlab.world.imagenetv2 import WorldTestSets, build_world_testsets
 from shiftlab.world.label_sections import label_issues_section, multilabel_section
 from shiftlab.world.plants import mark_examples
+from shiftlab.world.robust_section import robust_section
 from shiftlab.world.spurious_section import spurious_section
 from shiftlab.world.zoo import ZOO, train_zoo
 
@@ -286,6 +288,8 @@ def run_demo(workspace=None, *, seed: int = 0, progress: bool = True) -> DemoRes
         report.add(sec)
         report.add(label_issues_section(world, models, progress=progress)[0])
         report.add(spurious_section(world, models, acc, progress=progress)[0])
+        report.add(robust_section(world, models, progress=progress)[0])
+        report.add(easyset_section(world, models, progress=progress)[0])
     prepare_review_tasks(world, sets, study, progress=progress)
     path = report.write(ws.reports / "demo")
     return DemoResult(report, path, acc, sets)
