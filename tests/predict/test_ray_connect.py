@@ -62,3 +62,16 @@ def test_without_ray_installed_the_error_says_how_to_install_it(capsys, monkeypa
 def test_an_unknown_executor_is_refused(capsys):
     code = main(["--quiet", "eval", "--dataset", "nowhere", "--models", "world:mlp", "--executor", "dask"])
     assert code == 2 and "unknown executor 'dask'; use local or ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["mistakes", "--model", "world:mlp", "--dataset", "nowhere"],
+                                     ["label-issues", "--models", "world:mlp", "--dataset", "nowhere"]])
+def test_the_other_commands_that_store_predictions_or_features_take_the_executor(capsys, command):
+    """mistakes (features of --feature-model) and label-issues: the same options, the same one-line errors."""
+    code = main(["--quiet", *command, "--executor", "dask"])
+    assert code == 2 and "unknown executor 'dask'; use local or ray" in capsys.readouterr().err
+    pytest.importorskip("ray", reason="Ray is not installed: the address is only tried with Ray at hand")
+    address = f"ray://127.0.0.1:{_closed_port()}"
+    code = main(["--quiet", *command, "--executor", "ray", "--ray-address", address])
+    err = capsys.readouterr().err
+    assert code == 2 and address in err and len(err.strip().splitlines()) == 1

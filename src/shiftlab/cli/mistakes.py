@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import out, pct, split_specs, table, task_done, ws
+from shiftlab.cli.common import (
+    executor_option,
+    executor_scope,
+    out,
+    pct,
+    ray_address_option,
+    split_specs,
+    table,
+    task_done,
+    ws,
+)
 from shiftlab.errors import InputError
 
 
@@ -42,6 +52,8 @@ def mistakes(
                                                    "log) override the suggestions in --out."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """Every top-1 error of a model with a suggested mistake category and its evidence (SPECS S2)."""
     if reviewed is not None and out_file is None:
@@ -51,9 +63,10 @@ def mistakes(
     from shiftlab.review.export import task_decisions
     from shiftlab.review.tasks import images_task
 
-    res = mk.mistakes_study(dataset, model, labels=labels, train=train, hierarchy=hierarchy, cues=cues,
-                            feature_model=feature_model, k=k, min_neighbours=min_neighbours, max_hops=max_hops,
-                            device=device, batch_size=batch_size, workspace=ws())
+    with executor_scope(executor, ray_address):  # predictions, features and the neighbour search
+        res = mk.mistakes_study(dataset, model, labels=labels, train=train, hierarchy=hierarchy, cues=cues,
+                                feature_model=feature_model, k=k, min_neighbours=min_neighbours, max_hops=max_hops,
+                                device=device, batch_size=batch_size, workspace=ws())
     t = table(f"{res.model} on {res.dataset}: {res.n_errors} top-1 errors of {res.n_scored} scored images "
               f"(top-1 {pct(res.top1)} %)", ["category", "errors", "share %"], right=("errors", "share %"))
     counts = res.table["category"].value_counts()
@@ -117,13 +130,16 @@ def label_issues_cmd(
                                                            "probabilities are the out-of-sample estimate)."),
     top: int = typer.Option(20, min=1, help="Rows shown."),
     out_file: Path | None = typer.Option(None, "--out", help="Write the whole ranking as CSV."),
+    executor: str = executor_option(),
+    ray_address: str | None = ray_address_option(),
 ):
     """Rank the images whose given label is most likely wrong (cleanlab's find_label_issues)."""
     from shiftlab.analyze.label_issues import label_issues
     from shiftlab.data.layouts import read_dataset
 
-    m = read_dataset(dataset, workspace=ws())
-    df = label_issues(m, split_specs(models), workspace=ws())
+    with executor_scope(executor, ray_address):  # connected first: a missing cluster fails before any work
+        m = read_dataset(dataset, workspace=ws())
+        df = label_issues(m, split_specs(models), workspace=ws())
     t = table(f"{m.name}: {int(df.is_label_issue.sum())} of {len(df)} labels flagged by cleanlab",
               ["rank", "id", "given", "suggested", "p(given)", "flagged"], right=("rank", "p(given)"))
     for r in df.head(top).itertuples():
