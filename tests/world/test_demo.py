@@ -126,7 +126,10 @@ def test_demo_leaves_review_tasks_that_the_app_serves(demo):
     h = {TOKEN_HEADER: "t"}
     with TestClient(create_app(ws, token="t")) as c:
         tasks = {t["name"]: t["kind"] for t in c.get("/api/tasks", headers=h).json()}
-        assert sorted(tasks.values()) == ["classes", "duplicates", "images", "images", "labelling"]
+        # images: watermark flagging, the mistakes to confirm, and the easy set's review (S5, its decisions made
+        # by the world's simulated reviewer)
+        assert sorted(tasks.values()) == ["classes", "duplicates", "images", "images", "images", "labelling"]
+        assert tasks["easyset-world-test"] == "images"
         for name, kind in tasks.items():
             assert c.get(f"/task/{name}", headers=h).status_code == 200
             items = c.get(f"/api/tasks/{name}/items", headers=h).json()

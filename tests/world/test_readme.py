@@ -36,7 +36,7 @@ NOT_RUN = [
     (r"datasets add imagenetv2|^datasets$", "registers (and lists) the reference data"),
     (r"^models( |$)", "lists what is installed here, or a model file of the reader's own"),
     (r"…", "elided in the README"),
-    (r"robust (datasets|study|mnist)|autoattack", "minutes of compute (tests/analyze/robustfeatures and the demo's "
+    (r"robust (eval|datasets|study|mnist)", "minutes of compute (tests/analyze/robustfeatures and the demo's "
                                                   "robust section run the same at a smaller size)"),
     (r"easyset (review-task|build)", "needs a reviewer's decisions (tests/curate/easyset/test_cli.py runs rank → "
                                      "review-task → decisions → build end to end)"),

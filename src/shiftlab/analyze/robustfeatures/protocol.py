@@ -103,7 +103,7 @@ def robust_study(sets: Mapping[str, Manifest], test: Manifest, recipe, *, worksp
     engine = Engine(workspace, progress=progress)
     try:
         xt = torch.from_numpy(decoded_pixels(test, recipe, engine)).float().div_(255)
-        yt = torch.from_numpy(np.asarray(test.labels))
+        yt = torch.from_numpy(np.array(test.labels))  # a copy: the manifest's array is read-only
         n_classes = len(test.vocabulary)
         rows = []
         for name, m in sets.items():
