@@ -7,12 +7,7 @@
 # Missing packages travel as wheels in .whl/ (see the device tool's README); output lands in $OUT.
 set -u
 OUT=${OUT:-/tmp/robust-out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD/src
-else
-  export PYTHONPATH=$PWD/src
-fi
+. bench/device_env.sh
 export PYTHONUNBUFFERED=1 SHIFTLAB_QUIET=1
 MNIST='
 import sys, time, torch
