@@ -68,3 +68,14 @@ def write_breeds(folder: Path, edges, names: dict, classes) -> Path:
     (folder / "node_names.txt").write_text("".join(f"{k}\t{v}\n" for k, v in names.items()))
     (folder / "dataset_class_info.json").write_text(json.dumps(classes))
     return folder
+
+
+def drag_box(page, box: dict, corners: tuple[float, float, float, float], via: float = 0.5) -> None:
+    """Draw a box with the mouse over the element whose bounding ``box`` is given: press at the fractions
+    (x0, y0) of its size, pass through (via, via), release at (x1, y1), moving in steps as a hand does."""
+    x0, y0, x1, y1 = corners
+    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + via * box["width"], box["y"] + via * box["height"], steps=4)
+    page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=4)
+    page.mouse.up()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from helpers import chromium_browser
+from helpers import chromium_browser, drag_box
 from shiftlab.review import tasks as tk
 from shiftlab.review.log import UNDO, ReviewLog
 
@@ -107,11 +107,7 @@ def test_crop_box_drawn_with_the_mouse_is_stored_in_original_pixels(page, live, 
     box = page.locator("#big").bounding_box()
     assert box["width"] > 2 * nat[0]  # shown enlarged: screen pixels are not image pixels
     fx0, fy0, fx1, fy1 = 0.25, 0.2, 0.75, 0.9
-    page.mouse.move(box["x"] + fx0 * box["width"], box["y"] + fy0 * box["height"])
-    page.mouse.down()
-    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"], steps=4)
-    page.mouse.move(box["x"] + fx1 * box["width"], box["y"] + fy1 * box["height"], steps=4)
-    page.mouse.up()
+    drag_box(page, box, (fx0, fy0, fx1, fy1), via=0.5)
     assert "crop box:" in page.text_content("#current")
     _shot(page, "images-crop")
     page.keyboard.press("2")  # watermark → asks for the reason

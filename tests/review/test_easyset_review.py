@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from helpers import drag_box
 from review.test_browser import _events, _open, _shot, _until, page  # noqa: F401  (page: a fixture, used by name)
 from shiftlab.curate.easyset.decisions import decision_records, queue_items
 from shiftlab.review import tasks as tk
@@ -28,11 +29,7 @@ def test_easyset_review_by_mouse_and_keys_folds_into_records(page, live, rws):  
     nat = page.evaluate("[document.querySelector('#big').naturalWidth, document.querySelector('#big').naturalHeight]")
     box = page.locator("#big").bounding_box()
     fx0, fy0, fx1, fy1 = 0.1, 0.05, 0.8, 0.7
-    page.mouse.move(box["x"] + fx0 * box["width"], box["y"] + fy0 * box["height"])
-    page.mouse.down()
-    page.mouse.move(box["x"] + 0.4 * box["width"], box["y"] + 0.4 * box["height"], steps=4)
-    page.mouse.move(box["x"] + fx1 * box["width"], box["y"] + fy1 * box["height"], steps=4)
-    page.mouse.up()
+    drag_box(page, box, (fx0, fy0, fx1, fy1), via=0.4)
     assert "crop box:" in page.text_content("#current")
     page.keyboard.press("2")  # crop → its reason
     page.wait_for_selector("#reason-pick", state="visible")
