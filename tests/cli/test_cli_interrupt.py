@@ -119,3 +119,29 @@ def test_global_options_after_the_command_work(capsys, tmp_path):
     assert main(["datasets", f"-w{ws}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a global option: give it before the command" in err
+
+
+# the console script ends the process without the interpreter's teardown; what a normal exit does that matters
+# must still happen: exit handlers run, buffered output is written, and a live non-daemon thread is waited for
+EXIT_PROBE = '''
+import atexit, sys, threading, time
+from shiftlab.cli import _exit_without_teardown
+atexit.register(lambda: open(sys.argv[1], "w").write("handler ran"))
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(1), open(sys.argv[1] + ".thread", "w").write("joined"))).start()
+sys.stdout.write("buffered, not yet flushed")
+_exit_without_teardown(3)
+sys.exit(5)
+'''
+
+
+@pytest.mark.parametrize("mode", ["plain", "thread"])
+def test_fast_exit_keeps_exit_handlers_output_and_live_threads(tmp_path, mode):
+    marker = tmp_path / "marker"
+    r = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(marker), mode], capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout == "buffered, not yet flushed" and marker.read_text() == "handler ran"
+    if mode == "plain":
+        assert r.returncode == 3  # the fast exit, with the status it was given
+    else:  # a non-daemon thread was alive: the normal exit ran and waited for it
+        assert r.returncode == 5 and (tmp_path / "marker.thread").read_text() == "joined"

@@ -25,6 +25,7 @@ from shiftlab.curate.easyset.decisions import CROP, KEEP, REMOVE, decision_recor
 from shiftlab.curate.easyset.select import EasysetRanking, rank_dataset, review_queue
 from shiftlab.errors import InputError
 from shiftlab.report import Section
+from shiftlab.report.figure_cache import FigureCall
 from shiftlab.report.figures.easyset import reasons_chart
 from shiftlab.review.log import ReviewLog, read_decisions
 from shiftlab.review.tasks import images_task, log_path
@@ -118,7 +119,7 @@ def easyset_section(world: World, models: list[str], *, progress: bool = False) 
               caption="The statistics, derived from the records; each class is in exactly one of clean, crop-only, "
                       "substituted and needing additions, and the code asserts that they add up.")
     if st.reasons["removal_classes"].sum():
-        sec.figure(reasons_chart(st.reasons), "easyset-reasons", "Classes per removal reason.")
+        sec.figure(FigureCall(reasons_chart, st.reasons), "easyset-reasons", "Classes per removal reason.")
     sec.note(f"Post-edit check: `{TARGET}`, re-run on the {len(es.build.check)} final files with its own "
              f"preprocessing, classifies every one correctly; the export would have been refused otherwise. Crops "
              "were written to copies, the originals are untouched.")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from shiftlab.analyze.mistakes.precategorize import nearest_training_labels, precategorize
@@ -135,7 +136,12 @@ def find_mistakes(dataset, model: str, *, workspace=None, train=None, hierarchy:
         f_set = p if fmodel == model else predict(dataset, [fmodel], features=True, **kw)[0]
         f_train = predict(train, [fmodel], features=True, **kw)[0]
         keep = f_train.valid & (train.labels >= 0)
-        nb = nearest_training_labels(f_set.features, f_train.features[keep], train.labels[keep], k)
+        # precategorize reads the neighbours of top-1 errors only, so only they are looked up (a tenth of the
+        # images on most sets); each query row's neighbours do not depend on the other rows queried
+        rows = np.flatnonzero(np.asarray(top1) != np.asarray(dataset.labels))
+        nb = np.full((len(dataset), max(1, min(k, int(keep.sum())))), -1, np.int64)
+        if len(rows):
+            nb[rows] = nearest_training_labels(f_set.features[rows], f_train.features[keep], train.labels[keep], k)
         checks["neighbours"] = {"train": train.name, "feature_model": fmodel, "k": k, "min_neighbours": min_neighbours}
     ml = has_multilabels(dataset)
     t = dataset.table
