@@ -74,3 +74,13 @@ def test_robust_accuracy_reports_clean_and_robust_with_intervals(zoo_world):
     assert t["robust"][0] == b.table["robust"][0], "a fixed seed gives the same robust accuracy"
     with pytest.raises(InputError, match="unknown attack"):
         robust_accuracy("world-test", ["world:mlp"], attack_name="fgsm", workspace=ws, progress=False, limit=4)
+
+
+def test_the_eval_title_gives_autoattack_no_step_count():
+    """AutoAttack runs its own attacks and schedules: its title names them and the radius, never our --steps."""
+    from shiftlab.cli.robust import eval_title
+
+    aa = eval_title({"attack": "autoattack", "eps": 2.0, "steps": None, "step_size": None}, "world-test")
+    assert "steps" not in aa and "eps 2" in aa and "APGD" in aa and aa.endswith("world-test")
+    pgd = eval_title({"attack": "pgd-l2", "eps": 0.5, "steps": 20, "step_size": 0.0625}, "world-test")
+    assert pgd == "pgd-l2, eps 0.5, 20 steps (step 0.0625) on world-test"

@@ -75,6 +75,7 @@ def robust_accuracy(dataset: str | Manifest, models: Sequence[str | Classifier],
     """
     if limit is not None and limit < 1:
         raise InputError(f"limit must be at least 1, not {limit}")
+    aa = attack_name == "autoattack"  # its own schedules: our steps and step size do not reach it
     engine = Engine(workspace, device=device, batch_size=batch_size, progress=progress)
     manifest = dataset if isinstance(dataset, Manifest) else read_dataset(dataset, workspace=engine.workspace)
     labels = np.asarray(manifest.labels)
@@ -99,12 +100,13 @@ def robust_accuracy(dataset: str | Manifest, models: Sequence[str | Classifier],
             n = len(use)
             c, r = int(clean.sum()), int(robust.sum())
             rows.append({"model": clf.name, "dataset": manifest.name, "attack": attack_name, "eps": eps,
-                         "steps": steps, "n_scored": n, "clean": c / n, **_interval("clean", c, n),
+                         "steps": None if aa else steps, "n_scored": n, "clean": c / n, **_interval("clean", c, n),
                          "robust": r / n, **_interval("robust", r, n)})
     finally:
         engine.close()
-    settings = {"attack": attack_name, "eps": eps, "steps": steps, "random_start": random_start, "seed": seed,
-                "step_size": step_size if step_size is not None else default_step_size(eps, steps), "limit": limit}
+    settings = {"attack": attack_name, "eps": eps, "steps": None if aa else steps, "random_start": random_start,
+                "seed": seed, "limit": limit,
+                "step_size": None if aa else step_size if step_size is not None else default_step_size(eps, steps)}
     return RobustEvalResult(pd.DataFrame(rows, columns=COLUMNS), settings)
 
 
