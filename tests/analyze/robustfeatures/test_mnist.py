@@ -167,3 +167,17 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
                      source="fake", progress=False)
     assert describe(folder / "robust")["steps"] == 3 and describe(folder / "nonrobust")["steps"] == 3
     assert r2.table1.equals(r.table1)  # the Table 1 models came from the cache
+
+
+def test_the_command_runs_the_study_settings_by_default():
+    """``shiftlab robust mnist`` without options is the full study: its defaults are MnistSettings' (all 8,000
+    reconstructions, the study's 3 / 8 epochs), not a quick variant."""
+    import inspect
+
+    from shiftlab.cli.robust import mnist
+
+    params = inspect.signature(mnist).parameters
+    s = MnistSettings()
+    for name in ("n_recon", "std_epochs", "wok_epochs", "t2_epochs", "seed", "device"):
+        assert params[name].default.default == getattr(s, name), name
+    assert (s.n_recon, s.wok_epochs, s.t2_epochs, s.std_lr, s.t2_lr) == (8000, 3, 8, 3e-5, 3e-5)
