@@ -29,9 +29,12 @@ def test_the_protocol_reproduces_the_published_pattern(section):
     assert by.loc["D_R", "feature_distance_ratio"] <= 0.1 and by.loc["D_NR", "feature_distance_ratio"] <= 0.1
     assert by.loc["D_det", "targeted_success"] >= 0.9 and by.loc["D_rand", "targeted_success"] >= 0.9
     assert sec.title == "What do robust and non-robust features teach?"
-    assert len([b for b in sec.blocks if type(b).__name__ == "FigureBlock"]) == 1
-    if rs.read_result(world.workspace.root / "robustfeatures" / "mnist") is None:
-        assert any(rs.MNIST_COMMAND in str(getattr(b, "text", "")) for b in mnist.blocks)
+    cached = rs.read_result(world.workspace.root / "robustfeatures" / "mnist") is not None
+    # the examples, and the MNIST grid when the study ran here (the demo adds this section only)
+    assert len([b for b in sec.blocks if type(b).__name__ == "FigureBlock"]) == 1 + cached
+    if not cached:
+        for part in (sec, mnist):
+            assert any(rs.MNIST_COMMAND in str(getattr(b, "text", "")) for b in part.blocks)
 
 
 def test_a_rerun_reads_the_workspace(section, monkeypatch):
@@ -44,3 +47,31 @@ def test_a_rerun_reads_the_workspace(section, monkeypatch):
         monkeypatch.setattr(rs, name, refuse)
     sec, _ = rs.robust_section(world, models, progress=False)
     assert sec.title == "What do robust and non-robust features teach?"
+
+
+def test_the_mnist_part_shows_the_cached_study_and_its_misses(tmp_path):
+    """Without a cached study the part says which command to run; with one it shows both tables beside the
+    published figures, names the cells more than 0.1 off, and draws the grid, inside the demo's section too."""
+    import numpy as np
+    import pandas as pd
+
+    from shiftlab.analyze.robustfeatures.mnist import GROUP_COLUMNS, PUBLISHED, MnistResult, MnistSettings, write_result
+    from shiftlab.report import Section
+    from shiftlab.workspace import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    empty = rs.mnist_section(ws)
+    assert any(rs.MNIST_COMMAND in str(getattr(b, "text", "")) for b in empty.blocks)
+    t1 = pd.DataFrame([["standard", *PUBLISHED["table1"]["standard"]],
+                       ["worst-of-k", 0.5, *PUBLISHED["table1"]["worst-of-k"][1:]]], columns=["model", *GROUP_COLUMNS])
+    t2 = pd.DataFrame([[k, *v] for k, v in PUBLISHED["table2"].items()], columns=["trained on", *GROUP_COLUMNS])
+    grid = {k: np.zeros((10, 28, 28), np.float32) for k in ("original", "robust", "nonrobust")}
+    write_result(MnistResult(t1, t2, grid, {**MnistSettings().__dict__}, "fake", {"total": 1.0}),
+                 ws.root / "robustfeatures" / "mnist")
+    part = rs.mnist_section(ws)
+    kinds = [type(b).__name__ for b in part.blocks]
+    assert kinds.count("TableBlock") == 2 and kinds.count("FigureBlock") == 1
+    text = " ".join(str(getattr(b, "text", "")) for b in part.blocks)
+    assert "worst-of-k 1 vertical lines: 0.500 vs 0.968" in text and "standard 1" not in text
+    host = rs.mnist_section(ws, into=Section("host"))
+    assert host.title == "host" and [type(b).__name__ for b in host.blocks][1:] == kinds

@@ -244,11 +244,23 @@ def beside_published(table: pd.DataFrame, which: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def misses(table: pd.DataFrame, which: str, tol: float = 0.1) -> list[str]:
+    """The cells more than ``tol`` from the published figure, as "row group: ours vs published" (the issue's aim:
+    every cell within 0.1)."""
+    out = []
+    for r in table.itertuples(index=False):
+        for col, ours, pub in zip(GROUP_COLUMNS, list(r)[1:], PUBLISHED[which][r[0]]):
+            if abs(ours - pub) > tol:
+                out.append(f"{r[0]} {col}: {ours:.3f} vs {pub:.3f}")
+    return out
+
+
 def write_result(result: MnistResult, folder: str | Path) -> Path:
     """``results.json`` (tables, settings, source, times) and ``grid.npz`` in ``folder``; returns the JSON path."""
     from shiftlab.fsutil import atomic_save_npz
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_save_npz(folder / "grid.npz", **result.grid)
     atomic_write_json(folder / "results.json", {
         "table1": result.table1.to_dict("records"), "table2": result.table2.to_dict("records"),
