@@ -16,16 +16,24 @@ from shiftlab.workspace import Workspace
 from shiftlab.world.zoo import ZOO, train_zoo
 
 TRAIN_DATASET = "world-train"
+#: the zoo CNN trained where the cue is a shortcut (``shiftlab.world.shortcut``; named here to keep imports light)
+SHORTCUT_MODEL = "cnn-shortcut"
 
 
 def load(rest: str, *, spec: str, workspace=None) -> TorchClassifier:
     """The zoo model ``rest`` trained on the workspace's ``world-train`` (trained and cached on first use)."""
-    if rest not in ZOO:
-        raise UnknownNameError(f"{spec}: no model {rest!r} in the digits-world zoo; known: {', '.join(ZOO)}")
+    if rest not in ZOO and rest != SHORTCUT_MODEL:
+        raise UnknownNameError(f"{spec}: no model {rest!r} in the digits-world zoo; known: "
+                               f"{', '.join([*ZOO, SHORTCUT_MODEL])}")
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     # checked first: read_dataset would take an unregistered name for a path
     if dataset_path(TRAIN_DATASET, ws) is None:
         raise ShiftlabError(f"the digits world is not built in {ws.root}: run 'shiftlab world build'")
+    if rest == SHORTCUT_MODEL:  # trained on its own set, made from the world (shiftlab.world.shortcut)
+        from shiftlab.world.build import load_world
+        from shiftlab.world.shortcut import shortcut_model
+
+        return shortcut_model(load_world(ws))
     train_file = dataset_path(TRAIN_DATASET, ws)
     memo_key = (rest, str(train_file.resolve()), _identity(train_file))
     hit = _LOADED.get(memo_key)
