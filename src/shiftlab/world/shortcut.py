@@ -51,8 +51,6 @@ SHORTCUT_ZOO = {SHORTCUT_MODEL: replace(ZOO["cnn-medium-s0"], name=SHORTCUT_MODE
 
 def shortcut_train(world: World) -> Manifest:
     """The shortcut training set (module docstring), rendered once into ``<world>/images/train-shortcut/``."""
-    from sklearn.datasets import load_digits
-
     train = world.manifest("train")
     out = world.workspace.manifests / f"{NAME}.parquet"
     cue_classes = [int(c) for c in world.truth()["spurious"]["classes"]]
@@ -67,6 +65,8 @@ def shortcut_train(world: World) -> Manifest:
         root = Path(train.root)
         folder = root / SPLIT
         folder.mkdir(parents=True, exist_ok=True)
+        from sklearn.datasets import load_digits  # here: importing scikit-learn takes seconds of a demo rerun
+
         d = load_digits()
         images8, amb = d.images, _ambiguity(d.data, d.target.astype(int))
         truth = world.truth("train").set_index("id").loc[train.ids]
