@@ -65,6 +65,22 @@ def test_round_trip_of_custom_vocabulary_and_labels_only_manifest(tmp_path):
         back.abspaths()
 
 
+def test_a_file_read_again_is_an_independent_copy_and_a_rewritten_one_is_read_anew(tmp_path):
+    """``Manifest.load`` keeps what it read per file version: each load is a copy a caller may change, and a
+    file written again (another manifest, same path) is read anew."""
+    path = _manifest().save(tmp_path / "m.parquet")
+    a, b = Manifest.load(path), Manifest.load(path)
+    assert a is not b and a.table is not b.table and a.content_hash == b.content_hash
+    a.table.loc[0, "label"] = 5
+    a.parameters["threshold"] = 0.1
+    c = Manifest.load(path)
+    assert c.table.loc[0, "label"] == 3 and c.parameters["threshold"] == 0.7
+    assert b.table.loc[0, "label"] == 3 and c.content_hash == b.content_hash
+    _manifest(table=_table(labels=(1, 1, 1, 1)), name="other").save(path)
+    d = Manifest.load(path)
+    assert d.name == "other" and list(d.labels) == [1, 1, 1, 1] and d.content_hash != c.content_hash
+
+
 def test_metadata_holds_identity_and_hash(tmp_path):
     m = _manifest()
     meta = json.loads(pq.read_schema(m.save(tmp_path / "m.parquet")).metadata[b"shiftlab"])

@@ -11,6 +11,7 @@ that define the test set (not of ``root``: moving the images keeps the hash).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -30,6 +31,13 @@ from shiftlab.errors import InputError
 CORE_COLUMNS = ("id", "path", "sha256", "label")
 _META_KEY = b"shiftlab"
 FORMAT_VERSION = 1
+
+
+#: manifests this process has read, by file (path, mtime, size, inode): a demo reads the same few files dozens of
+#: times, and building a Manifest (its checks and dtypes) again each time cost a second and a half of a rerun. A
+#: rewritten file has another identity and is read anew.
+_READ: dict[tuple, Manifest] = {}
+_READ_MAX = 64
 
 
 def _json_default(o):
@@ -185,6 +193,26 @@ class Manifest:
     def load(cls, path: str | os.PathLike) -> Manifest:
         """Read a manifest written by ``save``; ``InputError`` when the file is not a readable shiftlab manifest."""
         path = Path(path)
+        try:
+            st = path.stat()
+            key = (str(path.resolve()), st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            key = None
+        kept = _READ.get(key) if key else None
+        if kept is None:
+            kept = cls._read(path)
+            if key:
+                while len(_READ) >= _READ_MAX:
+                    _READ.pop(next(iter(_READ)))
+                _READ[key] = kept
+        # a copy: a caller may change its table or parameters without reaching the kept one
+        out = copy.copy(kept)
+        object.__setattr__(out, "table", kept.table.copy())
+        object.__setattr__(out, "parameters", copy.deepcopy(kept.parameters))
+        return out
+
+    @classmethod
+    def _read(cls, path: Path) -> Manifest:
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as e:
