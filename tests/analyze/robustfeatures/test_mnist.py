@@ -170,8 +170,8 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
 
 
 def test_the_command_runs_the_study_settings_by_default():
-    """``shiftlab robust mnist`` without options runs MnistSettings' defaults (the study's rates and 3 / 8 epochs,
-    2,000 reconstructions per set), not the tests' quick variant."""
+    """``shiftlab robust mnist`` without options is the full study: its defaults are MnistSettings' (all 8,000
+    reconstructions, the study's 3 / 8 epochs), not a quick variant."""
     import inspect
 
     from shiftlab.cli.robust import mnist
@@ -180,4 +180,4 @@ def test_the_command_runs_the_study_settings_by_default():
     s = MnistSettings()
     for name in ("n_recon", "std_epochs", "wok_epochs", "t2_epochs", "seed", "device"):
         assert params[name].default.default == getattr(s, name), name
-    assert (s.n_recon, s.wok_epochs, s.t2_epochs, s.std_lr, s.t2_lr) == (2000, 3, 8, 3e-5, 3e-5)
+    assert (s.n_recon, s.wok_epochs, s.t2_epochs, s.std_lr, s.t2_lr) == (8000, 3, 8, 3e-5, 3e-5)
