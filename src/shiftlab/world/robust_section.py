@@ -28,6 +28,7 @@ from shiftlab.models.specs import load_model
 from shiftlab.models.train import TrainSettings
 from shiftlab.predict.engine import Engine
 from shiftlab.report import Section
+from shiftlab.report.figure_cache import FigureCall
 from shiftlab.report.figures.robustfeatures import image_columns_figure
 from shiftlab.world import World
 
@@ -142,9 +143,9 @@ def robust_section(world: World, models: list[str], *, progress: bool = False) -
                              "generalise although their images look like the wrong digit or noise.",
               formats={"clean": "{:.1%}", "robust": "{:.1%}"})
     ex = _examples(world)
-    sec.figure(image_columns_figure({"D": ex["original"], "D_R": ex["robust"], "D_NR": ex["nonrobust"],
-                                     "D_det": ex["det"]},
-                                    row_labels=[f"{names[y]} → {names[t]}" for y, t in zip(ex["label"], ex["target"])]),
+    sec.figure(FigureCall(image_columns_figure, {"D": ex["original"], "D_R": ex["robust"], "D_NR": ex["nonrobust"],
+                                                 "D_det": ex["det"]},
+                          row_labels=[f"{names[y]} → {names[t]}" for y, t in zip(ex["label"], ex["target"])]),
                "robust-examples", "The first training images (D), their robust and non-robust reconstructions (label "
                "kept) and their D_det versions (relabelled y → (y+1) mod 10, shown left of each row).")
     # the demo report adds only the first section: the MNIST part goes in it too, under its own heading
@@ -154,15 +155,15 @@ def robust_section(world: World, models: list[str], *, progress: bool = False) -
 def mnist_section(ws, into: Section | None = None) -> Section:
     """The MNIST study's part: Tables 1–2 beside the published figures, the cells that miss by more than 0.1, and
     the grid, read from the cache ``shiftlab robust mnist`` wrote in ``ws`` (the demo never runs the study: about
-    30 min on one core), else the command to run. ``into``: add it under a heading to that section instead of a
+    80 min on one core), else the command to run. ``into``: add it under a heading to that section instead of a
     section of its own."""
     title = "The MNIST perturbation-group study"
     mnist = Section(title, anchor="robust-mnist") if into is None else into.heading(title)
     result = read_result(ws.root / "robustfeatures" / "mnist")
     if result is None:
-        mnist.note(f"Run `{MNIST_COMMAND}` (about 30 min on one core; `--n-recon 8000`, the study's size, about "
-                   "80 min; `--device cuda` on a GPU) to add Table 1, Table 2 and the reconstruction grid here; it "
-                   "uses real MNIST when `make mnist` fetched it.")
+        mnist.note(f"Run `{MNIST_COMMAND}` (the study's size: about 80 min on one core, `--device cuda` on a GPU; "
+                   "`--n-recon 2000` about 30 min, with a weaker Table 2) to add Table 1, Table 2 and the "
+                   "reconstruction grid here; it uses real MNIST when `make mnist` fetched it.")
         return mnist
     st = result.settings
     missed = misses(result.table1, "table1") + misses(result.table2, "table2")
@@ -177,7 +178,8 @@ def mnist_section(ws, into: Section | None = None) -> Section:
     mnist.table(beside_published(result.table2, "table2"), caption="Table 2: standard CNNs trained on the "
                 "reconstructed robust (worst-of-k CNN) and non-robust (standard CNN) sets.", formats=pct)
     g = result.grid
-    mnist.figure(image_columns_figure({"original": g["original"], "robust": g["robust"], "non-robust": g["nonrobust"]}),
+    mnist.figure(FigureCall(image_columns_figure,
+                            {"original": g["original"], "robust": g["robust"], "non-robust": g["nonrobust"]}),
                  "mnist-reconstructions", "Reconstruction grid: original | robust | non-robust, 10 rows.")
     return mnist
 
