@@ -321,3 +321,19 @@ def test_dedup_into_the_default_folder_needs_force(rws, capsys):
     for n in changed:  # … and each replaced file is kept, byte for byte
         (bak,) = folder.glob(f"{n}.*.bak")
         assert bak.read_bytes() == before[n]
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "-m", "world:linear", "-m", "world:mlp", "-d", "world-test"],
+    ["eval", "--models", "world:linear", "--models=world:mlp", "-d", "world-test"],
+    ["robust", "eval", "-mworld:linear", "-m", "world:mlp", "-d", "world-test"],
+])
+def test_a_model_option_given_twice_is_one_line_not_a_silent_replacement(argv, capsys, tmp_path):
+    """click keeps only the last value of a repeated option: `eval -m a -m b` would have evaluated b alone."""
+    assert main(["--workspace", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "given 2 times" in err and "comma-separated" in err
+    # one list is fine, and a "-m" after "--" is an argument, not an option
+    from shiftlab.cli import _repeated_model_option
+    assert _repeated_model_option(["eval", "-m", "a,b", "-d", "x"]) is None
+    assert _repeated_model_option(["eval", "-m", "a", "--", "-m"]) is None

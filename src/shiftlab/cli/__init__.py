@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     0 on success, 2 for input the user can fix (one line on stderr), 130 after Ctrl-C (SIGINT).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    repeated = _repeated_model_option(argv)
+    if repeated:
+        print(f"error: {repeated}", file=sys.stderr)
+        return 2
     try:
         cmd = typer.main.get_command(app)
         # typer turns a KeyboardInterrupt into Exit(130), which standalone_mode=False returns instead of raising;
@@ -132,6 +136,25 @@ def main(argv: list[str] | None = None) -> int:
         print(INTERRUPTED, file=sys.stderr)
         return 130
     return code if isinstance(code, int) else 0
+
+
+def _repeated_model_option(argv: list[str]) -> str | None:
+    """The message for a model option given more than once, else None.
+
+    Why: ``-m`` takes one comma-separated list, and a second ``-m`` would silently replace the first (click keeps
+    the last value of an option that is not ``multiple``), so ``eval -m a -m b`` would evaluate b alone.
+    """
+    given = []
+    for a in argv:
+        if a == "--":
+            break
+        if a in ("-m", "--models", "--model") or a.startswith(("--models=", "--model=")) or \
+                (a.startswith("-m") and not a.startswith("--")):
+            given.append(a.split("=", 1)[0][:2] if not a.startswith("--") else a.split("=", 1)[0])
+    if len(given) < 2:
+        return None
+    return (f"{given[0]} given {len(given)} times, and only the last would count: list several models once, "
+            "comma-separated (e.g. -m world:mlp,world:cnn-small)")
 
 
 def _globals_first(argv: list[str]) -> list[str]:
