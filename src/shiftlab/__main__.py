@@ -1,5 +1,5 @@
-import sys
+"""``python -m shiftlab``: the same entry point as the ``shiftlab`` console script (``shiftlab.cli.run``)."""
 
-from shiftlab.cli import main
+from shiftlab.cli import run
 
-sys.exit(main())
+run()

@@ -188,8 +188,12 @@ def _sub(e: _cx.UsageError) -> str:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    code = main()
+    """Console-script entry point (and ``python -m shiftlab``)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a Ctrl-C that lands after main() has handled its work: still one line and 130
+        print(INTERRUPTED, file=sys.stderr)
+        code = 130
     _exit_without_teardown(code)
     sys.exit(code)
 
