@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+_MODEL_OPTIONS = ("-m", "--models", "--model")  #: every command's model option, in all its spellings
+
+
 def _repeated_model_option(argv: list[str]) -> str | None:
     """The message for a model option given more than once, else None.
 
@@ -148,9 +151,10 @@ def _repeated_model_option(argv: list[str]) -> str | None:
     for a in argv:
         if a == "--":
             break
-        if a in ("-m", "--models", "--model") or a.startswith(("--models=", "--model=")) or \
-                (a.startswith("-m") and not a.startswith("--")):
-            given.append(a.split("=", 1)[0][:2] if not a.startswith("--") else a.split("=", 1)[0])
+        # the spelling the user typed: "--models=x" → "--models", "-mx" (a short option glued to its value) → "-m"
+        spelling = a.split("=", 1)[0] if a.startswith("--") else a[:2]
+        if spelling in _MODEL_OPTIONS:
+            given.append(spelling)
     if len(given) < 2:
         return None
     return (f"{given[0]} given {len(given)} times, and only the last would count: list several models once, "
