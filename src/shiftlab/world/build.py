@@ -80,7 +80,7 @@ def _hex_id(seed: int, *key) -> str:
     return hashlib.sha1(repr((seed, *key)).encode()).hexdigest()[:16]
 
 
-def _ambiguity(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def ambiguity(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """How close each 8×8 scan is to another class's mean, relative to its own: 0 typical, 1 ambiguous."""
     cent = np.stack([x[y == k].mean(0) for k in range(10)])
     d = np.linalg.norm(x[:, None, :] - cent[None], axis=2)
@@ -114,7 +114,7 @@ def _build(stage: Path, final_root: Path, cfg: WorldConfig, progress: bool) -> d
 
     d = load_digits()
     images8, y_all = d.images, d.target.astype(int)
-    amb = _ambiguity(d.data, y_all)
+    amb = ambiguity(d.data, y_all)
     order = _rng(cfg.seed, "split").permutation(len(y_all))
     src = {"train": order[:cfg.n_train], "test": order[cfg.n_train:cfg.n_train + cfg.n_test],
            "pool": order[cfg.n_train + cfg.n_test:]}

@@ -33,7 +33,7 @@ from shiftlab.data.manifest import Manifest
 from shiftlab.fsutil import atomic_write_bytes, file_lock
 from shiftlab.models.classifier import TorchClassifier
 from shiftlab.world import plants
-from shiftlab.world.build import World, _ambiguity
+from shiftlab.world.build import World, ambiguity
 from shiftlab.world.render import ORIGINAL, render
 from shiftlab.world.scheme import SHORTCUT_MODEL
 from shiftlab.world.zoo import ZOO, load_zoo_model
@@ -68,7 +68,7 @@ def shortcut_train(world: World) -> Manifest:
         from sklearn.datasets import load_digits  # here: importing scikit-learn takes seconds of a demo rerun
 
         d = load_digits()
-        images8, amb = d.images, _ambiguity(d.data, d.target.astype(int))
+        images8, amb = d.images, ambiguity(d.data, d.target.astype(int))
         truth = world.truth("train").set_index("id").loc[train.ids]
         sources, labels = truth["source_index"].to_numpy(), truth["true_label"].to_numpy()
         # its own stream: the set follows the world's seed and nothing else the world draws

@@ -54,12 +54,14 @@ def fit_set(world: World, model: str) -> tuple:
     return train, world.truth("train").set_index("id").loc[train.ids, "cue"].to_numpy()
 
 
-def world_components(world: World, model: str, *, progress: bool = False) -> tuple[dict, dict]:
+def world_components(world: World, model: str, *, fit: tuple | None = None,
+                     progress: bool = False) -> tuple[dict, dict]:
     """({cue class: [components labelled spurious]}, {cue-free class: number of false discoveries}) for ``model``
-    by the world's ground truth (module docstring), over the set the model was trained on (``fit_set``)."""
+    by the world's ground truth (module docstring), over the set the model was trained on (``fit``: what
+    ``fit_set`` gives, passed in by a caller that needs it again)."""
     ws = world.workspace
     clf = load_model(model, workspace=ws)
-    train, cue = fit_set(world, model)
+    train, cue = fit if fit is not None else fit_set(world, model)
     feats = predict(train, [clf], workspace=ws, features=True, progress=progress)[0].features
     w, b = (t.detach().cpu().numpy() for t in clf.last_layer())
     labels = np.asarray(train.labels)
@@ -176,8 +178,9 @@ def _compute_tables(world: World, models: list[str], acc: pd.DataFrame, *,
     ws = world.workspace
     names = world.manifest("test").vocabulary.names
     labelled_by_model, rows = {}, []
+    fits = {spec: fit_set(world, spec) for spec in models}
     for spec in models:
-        labelled, false = world_components(world, spec, progress=progress)
+        labelled, false = world_components(world, spec, fit=fits[spec], progress=progress)
         labelled_by_model[spec] = labelled
         rows.append({"model": spec.split(":", 1)[1],
                      **{f"{names[k]}: spurious components": ", ".join(map(str, v)) or "—"
@@ -189,7 +192,7 @@ def _compute_tables(world: World, models: list[str], acc: pd.DataFrame, *,
     for spec in models:
         labelled = {k: v for k, v in labelled_by_model[spec].items() if v}
         base = load_model(spec, workspace=ws)
-        fixed.append(build_spufix(base, base, labelled, fit_set(world, spec)[0], workspace=ws, progress=progress)
+        fixed.append(build_spufix(base, base, labelled, fits[spec][0], workspace=ws, progress=progress)
                      if labelled else base)
     scores = spurious_score([*models, *fixed], "world-test", "world-spurious", workspace=ws, progress=progress)
     n = len(models)
