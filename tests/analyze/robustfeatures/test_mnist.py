@@ -115,6 +115,28 @@ def test_the_worst_of_k_loop_draws_the_versions_per_use_and_decays_the_rate():
         fit_study_cnn(init_study_cnn(0), x, y, StudyTraining(epochs=1, batch_size=4, lr=1e-3), perturb=study_all)
 
 
+def test_the_epoch_hook_sees_the_model_in_eval_mode_after_each_epoch_and_changes_nothing():
+    """``on_epoch`` records what the caller measures after every epoch (how an epoch count was chosen); it sees the
+    weights as they are then, in eval mode, and the training is the same with or without it: dropout's draws come
+    from the training's own seed, not from whatever torch's global generator was left at."""
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (16, 1, 28, 28), dtype=np.uint8))
+    y = torch.arange(16) % 10
+    t = StudyTraining(epochs=3, batch_size=8, lr=1e-3)
+    seen = []
+
+    def hook(epoch, m):
+        seen.append((epoch, m.training, m.fc.weight.detach().clone()))
+        return {"acc": float((m(x.float() / 255).argmax(1) == y).float().mean())}
+
+    hooked, rec = fit_study_cnn(init_study_cnn(0), x, y, t, progress=False, on_epoch=hook)
+    torch.manual_seed(99)
+    plain, rec0 = fit_study_cnn(init_study_cnn(0), x, y, t, progress=False)
+    assert [e for e, _, _ in seen] == [1, 2, 3] and not any(tr for _, tr, _ in seen)
+    assert not torch.equal(seen[0][2], seen[1][2]) and torch.equal(seen[2][2], hooked.fc.weight)
+    assert [r["epoch"] for r in rec["per_epoch"]] == [1, 2, 3] and "per_epoch" not in rec0
+    assert all(torch.equal(a, b) for a, b in zip(hooked.state_dict().values(), plain.state_dict().values()))
+
+
 def test_the_study_cnn_starts_as_keras_does():
     m = init_study_cnn(3)
     conv = m.body[2]

@@ -54,6 +54,9 @@ PUBLISHED = {
                "non-robust set": (0.856, 0.434, 0.865, 0.657, 0.954)},
 }
 GROUP_COLUMNS = [f"{g} {GROUPS[g]}" for g in GROUPS]
+#: bump when ``fit_study_cnn`` trains differently for the same settings, so that cached weights are not reused
+#: (2: dropout seeded from the training's own seed)
+TRAINING_VERSION = 2
 
 
 def study_perturb(x: np.ndarray, group: int, rng: np.random.Generator) -> np.ndarray:
@@ -136,7 +139,8 @@ def study_all(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _train(folder: Path, tag: str, module: nn.Module, px: torch.Tensor, y: torch.Tensor, training: StudyTraining,
            device: torch.device, progress: bool = True) -> nn.Module:
     """Train (or load the cached weights of) one model; the file name hashes everything that defines it."""
-    key = hashlib.sha256(json.dumps([tag, asdict(training), hashlib.sha256(px.cpu().numpy().tobytes()).hexdigest(),
+    pixels = hashlib.sha256(px.cpu().numpy().tobytes()).hexdigest()
+    key = hashlib.sha256(json.dumps([tag, TRAINING_VERSION, asdict(training), pixels,
                                      y.cpu().numpy().tolist()]).encode()).hexdigest()[:16]
     path = folder / "models" / f"{tag}-{key}.pt"
     if path.exists():

@@ -84,13 +84,15 @@ class StudyTraining:
 
 def fit_study_cnn(module: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, t: StudyTraining, *,
                   perturb: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-                  progress: bool = True, label: str = "model") -> tuple[nn.Module, dict]:
+                  progress: bool = True, label: str = "model",
+                  on_epoch: Callable[[int, nn.Module], dict] | None = None) -> tuple[nn.Module, dict]:
     """Train ``module`` in place on ``pixels`` (N, 1, 28, 28): uint8, or floats in [0, 1] (the reconstructed sets,
     trained on raw as the study did); returns it in eval mode and a record
     (``seconds``, ``loss_per_epoch``, ``final_acc`` on what was trained on, ``steps``, ``final_lr``).
 
     ``perturb(x, rng)``: (N, 1, 28, 28) floats in [0, 1] → (k, N, 1, 28, 28), the k versions of a batch; required
-    exactly when ``t.worst_of_k``.
+    exactly when ``t.worst_of_k``. ``on_epoch(epoch, module)``, called after each epoch with the module in eval
+    mode, returns figures to keep for that epoch (the record's ``per_epoch``): how an epoch count was chosen.
     """
     if (perturb is not None) != t.worst_of_k:
         raise InputError("worst-of-k training needs a perturb function, and only it takes one")
@@ -99,36 +101,44 @@ def fit_study_cnn(module: nn.Module, pixels: torch.Tensor, labels: torch.Tensor,
     n = len(labels)
     gen = torch.Generator().manual_seed(t.seed)
     opt = torch.optim.Adam(module.parameters(), lr=t.lr, eps=t.adam_eps)
-    step, losses, acc, lr = 0, [], float("nan"), t.lr
-    with bar(f"training {label}", t.epochs, disable=not progress) as b:
-        for epoch in range(t.epochs):
-            order = torch.randperm(n, generator=gen)
-            tot_loss, tot_correct = 0.0, 0
-            for bi, s in enumerate(range(0, n, t.batch_size)):
-                idx = order[s:s + t.batch_size]
-                x = pixels[idx].float().div_(255) if pixels.dtype == torch.uint8 else pixels[idx].float()
-                y = labels[idx].to(device)
-                if perturb is not None:
-                    rng = np.random.default_rng([t.seed, epoch, bi])
-                    versions = torch.from_numpy(perturb(x.numpy(), rng)).to(device)
-                    module.train(t.dropout)  # "under the current model": the mode its step runs in
-                    x = worst_of(module, versions, y)
-                x = x.to(device)
-                lr = t.lr * t.decay_rate ** (step / t.decay_steps)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                module.train(t.dropout)
-                out = module(x)
-                loss = F.cross_entropy(out, y, reduction="sum" if t.sum_loss else "mean")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                tot_loss += loss.item() * (1 if t.sum_loss else len(idx))
-                tot_correct += int((out.argmax(1) == y).sum())
-            losses.append(round(tot_loss / n, 6))
-            acc = tot_correct / n
-            b.advance(1)
+    step, losses, acc, lr, per_epoch = 0, [], float("nan"), t.lr, []
+    # dropout draws from torch's global generator: seed it from t.seed for the run (and put it back after), so
+    # that a rerun trains the same weights whatever ran before it
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(t.seed)
+        with bar(f"training {label}", t.epochs, disable=not progress) as b:
+            for epoch in range(t.epochs):
+                order = torch.randperm(n, generator=gen)
+                tot_loss, tot_correct = 0.0, 0
+                for bi, s in enumerate(range(0, n, t.batch_size)):
+                    idx = order[s:s + t.batch_size]
+                    x = pixels[idx].float().div_(255) if pixels.dtype == torch.uint8 else pixels[idx].float()
+                    y = labels[idx].to(device)
+                    if perturb is not None:
+                        rng = np.random.default_rng([t.seed, epoch, bi])
+                        versions = torch.from_numpy(perturb(x.numpy(), rng)).to(device)
+                        module.train(t.dropout)  # "under the current model": the mode its step runs in
+                        x = worst_of(module, versions, y)
+                    x = x.to(device)
+                    lr = t.lr * t.decay_rate ** (step / t.decay_steps)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    module.train(t.dropout)
+                    out = module(x)
+                    loss = F.cross_entropy(out, y, reduction="sum" if t.sum_loss else "mean")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    tot_loss += loss.item() * (1 if t.sum_loss else len(idx))
+                    tot_correct += int((out.argmax(1) == y).sum())
+                losses.append(round(tot_loss / n, 6))
+                acc = tot_correct / n
+                if on_epoch is not None:
+                    module.eval()
+                    per_epoch.append({"epoch": epoch + 1, **on_epoch(epoch + 1, module)})
+                b.advance(1)
     module.eval()
     return module, {"seconds": round(time.perf_counter() - t0, 3), "loss_per_epoch": losses, "final_acc": acc,
-                    "steps": step, "final_lr": lr, "threads": torch.get_num_threads()}
+                    "steps": step, "final_lr": lr, "threads": torch.get_num_threads(),
+                    **({"per_epoch": per_epoch} if on_epoch is not None else {})}
