@@ -171,7 +171,8 @@ def test_user_text_is_escaped(tmp_path):
     for place in [f"<title>{e}</title>", f"<h1>{e}</h1>", f"<dt>{e}</dt><dd>{e}</dd>", f"<p>intro {e}</p>",
                   f'<a href="#script-alert-1-script">{e}</a>', f'<span class="secnum">1</span>{e}<a class="anchor"',
                   f"<p>para {e}</p>", f"<h3>{e}</h3>", f"<p>{e}</p>", f'<span class="label">Table 1.</span> {e}</fig',
-                  f"<th>{e}</th>", f'<td class="word">{e}</td>', f'alt="{e}">', f'<span class="label">Figure 1.</span> {e}</fig',
+                  f"<th>{e}</th>", f'<td class="word">{e}</td>', f'alt="{e}">',
+                  f'<span class="label">Figure 1.</span> {e}</fig',
                   f'alt="{e}" class="pixelated"><figcaption>{e}</figcaption>',
                   f'<span class="label">Figure 2.</span> {e}</fig']:
         assert place in html, place

@@ -325,7 +325,8 @@ def test_outside_legend_covers_no_point_where_best_cannot_find_a_free_spot():
         ax = fig.axes[0]
         box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
         pts = np.vstack([ax.transData.transform(p) for p in _points(ax).values()])
-        return int(((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)).sum())
+        inside = (pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)
+        return int(inside.sum())
 
     assert covered(accuracy_scatter(df, group="family", label=None)) > 0  # "best" takes the least bad spot
     fig = accuracy_scatter(df, group="family", label=None, legend_loc="outside", figsize=(9, 6))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_folder
+from helpers import chromium_browser, make_folder
 
 
 @dataclass
@@ -149,3 +149,20 @@ def live(rws):
     la = start_live_app(rws.ws)
     yield la
     la.stop()
+
+
+@pytest.fixture
+def page(live):
+    """A chromium page on the live app, signed in by its token; any page error or console error fails the test."""
+    errors: list[str] = []
+    with chromium_browser() as browser:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        pg = ctx.new_page()
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+        pg.goto(f"{live.url}/?token={live.token}")
+        pg.errors = errors
+        yield pg
+        ctx.close()
+    assert not errors, errors

@@ -49,9 +49,9 @@ def test_positions_are_kept_per_reviewer_and_task_on_the_server(client, rws, tmp
     h = {TOKEN_HEADER: TOKEN}
     assert client.get(f"/api/tasks/{d}/position?reviewer=ann").json()["position"] is None
     assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "ann", "position": "7"}).status_code in (401, 403)
-    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "ann", "position": "7"}, headers=h).status_code == 200
-    assert client.put(f"/api/tasks/{d}/position", json={"reviewer": "bob", "position": "2"}, headers=h).status_code == 200
-    assert client.put(f"/api/tasks/{c}/position", json={"reviewer": "ann", "position": "1:x.png"}, headers=h).status_code == 200
+    for task, who, position in ((d, "ann", "7"), (d, "bob", "2"), (c, "ann", "1:x.png")):
+        put = client.put(f"/api/tasks/{task}/position", json={"reviewer": who, "position": position}, headers=h)
+        assert put.status_code == 200
     assert client.get(f"/api/tasks/{d}/position?reviewer=ann").json()["position"] == "7"
     assert client.get(f"/api/tasks/{d}/position?reviewer=bob").json()["position"] == "2"
     assert client.get(f"/api/tasks/{c}/position?reviewer=ann").json()["position"] == "1:x.png"

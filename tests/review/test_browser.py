@@ -12,28 +12,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from helpers import chromium_browser, drag_box
+from helpers import drag_box
 from shiftlab.review import tasks as tk
 from shiftlab.review.log import UNDO, ReviewLog
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
-
-
-@pytest.fixture
-def page(live):
-    errors: list[str] = []
-    with chromium_browser() as browser:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-        pg = ctx.new_page()
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-        pg.goto(f"{live.url}/?token={live.token}")
-        pg.errors = errors
-        yield pg
-        ctx.close()
-    assert not errors, errors
 
 
 def _open(page, live, task, who="ann"):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from review.test_browser import _events, _open, _until
 from shiftlab.review import tasks as tk
-from review.test_browser import _events, _open, _until, page  # noqa: F401  (page is a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,8 @@ MISTAKES_CONFIG = {
 
 def _mistakes_task(rws):
     ids = list(rws.pool.ids[:3])
-    items = [{"id": ids[0], "caption": "eight → five: evidence", "suggestion": {"decision": "Fine-grained error", "reason": "Minor"}},
+    items = [{"id": ids[0], "caption": "eight → five: evidence",
+              "suggestion": {"decision": "Fine-grained error", "reason": "Minor"}},
              {"id": ids[1], "caption": "nine → three", "suggestion": {"decision": "Not a mistake", "reason": None}},
              {"id": ids[2], "caption": "one → two", "suggestion": None}]
     return tk.images_task("pool", MISTAKES_CONFIG, name="mistakes", items=items, workspace=rws.ws)
@@ -36,7 +37,7 @@ def test_mistakes_view_shows_no_null_and_a_accepts_the_suggestion(page, live, rw
     task = _mistakes_task(rws)
     _open(page, live, task["name"])
     expect(page.locator("#progress")).to_contain_text("1 / 3")
-    for i in range(3):  # a no-crop config and a suggestion without a reason: nothing renders as "null"
+    for _ in range(3):  # a no-crop config and a suggestion without a reason: nothing renders as "null"
         side = page.inner_text("aside.side")
         assert "null" not in side and "undefined" not in side, side
         page.keyboard.press("j")
@@ -60,7 +61,8 @@ def test_mistakes_view_shows_no_null_and_a_accepts_the_suggestion(page, live, rw
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-VIEWS = {"near-duplicates": "duplicates", "class browser": "classes", "labelling": "labelling", "image decisions": "images"}
+VIEWS = {"near-duplicates": "duplicates", "class browser": "classes", "labelling": "labelling",
+         "image decisions": "images"}
 ARROWS = ["ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers import drag_box
-from review.test_browser import _events, _open, _shot, _until, page  # noqa: F401  (page: a fixture, used by name)
+from review.test_browser import _events, _open, _shot, _until
 from shiftlab.curate.easyset.decisions import decision_records, queue_items
 from shiftlab.review import tasks as tk
 from shiftlab.review.decision_configs import builtin_config
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 REASONS = builtin_config("easyset")["decisions"][2]["reasons"]
 
 
-def test_easyset_review_by_mouse_and_keys_folds_into_records(page, live, rws):  # noqa: F811
+def test_easyset_review_by_mouse_and_keys_folds_into_records(page, live, rws):
     ids = list(rws.pool.ids[rws.pool.labels == 0][:5])
     items = [{"id": f, "caption": f"class 0 · rank {r}"} for r, f in enumerate(ids, 1)]
     task = tk.images_task("pool", "easyset", name="easyset-pool", items=items, workspace=rws.ws)

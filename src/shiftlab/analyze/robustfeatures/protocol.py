@@ -109,7 +109,7 @@ def robust_study(sets: Mapping[str, Manifest], test: Manifest, recipe, *, worksp
         for name, m in sets.items():
             px = torch.from_numpy(decoded_pixels(m, recipe, engine))
             module = make_module(tuple(px.shape[1:]), n_classes, seed)
-            module, record = train_classifier(module, px, torch.from_numpy(np.asarray(m.labels)), settings,
+            module, record = train_classifier(module, px, torch.from_numpy(np.array(m.labels)), settings,
                                               normalize=recipe.normalize, progress=progress, label=f"on {name}")
             clf = TorchClassifier(module, recipe, name=f"trained on {name}")
             with torch.no_grad():
