@@ -75,3 +75,9 @@ def test_the_mnist_part_shows_the_cached_study_and_its_misses(tmp_path):
     assert "worst-of-k 1 vertical lines: 0.500 vs 0.968" in text and "standard 1" not in text
     host = rs.mnist_section(ws, into=Section("host"))
     assert host.title == "host" and [type(b).__name__ for b in host.blocks][1:] == kinds
+    # a study that recorded its per-epoch curves adds their figure
+    curves = {"standard": [{"epoch": e, **dict.fromkeys(GROUP_COLUMNS, 0.5)} for e in (1, 2)]}
+    write_result(MnistResult(t1, t2, grid, {**MnistSettings().__dict__}, "fake", {"total": 1.0}, curves),
+                 ws.root / "robustfeatures" / "mnist")
+    figures = [b for b in rs.mnist_section(ws).blocks if type(b).__name__ == "FigureBlock"]
+    assert len(figures) == 2 and "every epoch" in figures[1].caption

@@ -20,7 +20,7 @@ import pandas as pd
 
 from shiftlab.analyze.robustfeatures.construct import InversionSettings, TargetedSettings
 from shiftlab.analyze.robustfeatures.evaluate import robust_accuracy
-from shiftlab.analyze.robustfeatures.mnist import beside_published, misses, read_result
+from shiftlab.analyze.robustfeatures.mnist import GROUP_COLUMNS, PUBLISHED, beside_published, misses, read_result
 from shiftlab.analyze.robustfeatures.protocol import decoded_pixels, robust_datasets, robust_study
 from shiftlab.data.recipes import RECIPES
 from shiftlab.fsutil import atomic_write_json, read_json
@@ -29,7 +29,7 @@ from shiftlab.models.train import TrainSettings
 from shiftlab.predict.engine import Engine
 from shiftlab.report import Section
 from shiftlab.report.figure_cache import FigureCall
-from shiftlab.report.figures.robustfeatures import image_columns_figure
+from shiftlab.report.figures.robustfeatures import epoch_curves_figure, image_columns_figure
 from shiftlab.world import World
 
 ROBUST, STANDARD = "world:cnn-adv-l2", "world:cnn-medium-s0"
@@ -181,6 +181,13 @@ def mnist_section(ws, into: Section | None = None) -> Section:
     mnist.figure(FigureCall(image_columns_figure,
                             {"original": g["original"], "robust": g["robust"], "non-robust": g["nonrobust"]}),
                  "mnist-reconstructions", "Reconstruction grid: original | robust | non-robust, 10 rows.")
+    if result.curves:
+        mnist.figure(FigureCall(epoch_curves_figure, result.curves, {**PUBLISHED["table1"], **PUBLISHED["table2"]},
+                                GROUP_COLUMNS),
+                     "mnist-epochs", "Each model's per-group test accuracy after every epoch of its training (solid) "
+                     "and the published figure (dashed): the study trained on 60,000 digits, we on 8,000, so an "
+                     "epoch here is 1/7.5 of the study's steps, and a cell still moving at the last epoch is one "
+                     "that more training would shift.")
     return mnist
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from shiftlab.analyze.robustfeatures.mnist import (
+    GROUP_COLUMNS,
     HORIZONTAL_ROWS,
     VERTICAL_COLUMNS,
     MnistSettings,
@@ -189,6 +190,14 @@ def test_a_tiny_study_writes_tables_grid_and_loadable_sets(tmp_path):
                      source="fake", progress=False)
     assert describe(folder / "robust")["steps"] == 3 and describe(folder / "nonrobust")["steps"] == 3
     assert r2.table1.equals(r.table1)  # the Table 1 models came from the cache
+    # the per-epoch curves: one point per epoch for every model, the last point is the table's cell (the same
+    # model on the same perturbed test set), and a model read from the cache brings the curve it was trained with
+    assert set(r.curves) == {"standard", "worst-of-k", "robust set", "non-robust set"}
+    assert all([p["epoch"] for p in c] == [1] for c in r.curves.values())  # quick(): one epoch each
+    for table, key in ((r.table1, "model"), (r.table2, "trained on")):
+        for row in table.to_dict("records"):
+            assert [r.curves[row[key]][-1][g] for g in GROUP_COLUMNS] == [row[g] for g in GROUP_COLUMNS]
+    assert r2.curves["standard"] == r.curves["standard"] and read_result(folder).curves == r2.curves
 
 
 def test_the_command_runs_the_study_settings_by_default():

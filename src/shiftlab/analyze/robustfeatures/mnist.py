@@ -28,7 +28,7 @@ import io
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +115,9 @@ class MnistSettings:
 @dataclass
 class MnistResult:
     """Table 1, Table 2 (rows: models; columns: the five groups; fractions), each beside the published one, the
-    grid's images (10 rows × original | robust | non-robust, floats), the settings, the source and wall times."""
+    grid's images (10 rows × original | robust | non-robust, floats), the settings, the source and wall times;
+    ``curves``: {model: [{"epoch": e, group column: test accuracy after epoch e, …}, …]} for each model trained in
+    this run (a model read from the cache keeps the curve recorded when it was trained; none for older caches)."""
 
     table1: pd.DataFrame
     table2: pd.DataFrame
@@ -123,11 +125,13 @@ class MnistResult:
     settings: dict
     source: str
     seconds: dict
+    curves: dict = field(default_factory=dict)
 
 
-def _per_group(clf: TorchClassifier, versions: torch.Tensor, y: torch.Tensor) -> list[float]:
+def _per_group(logits, versions: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """The accuracy of ``logits`` (inputs in [0, 1] → logits) on each group's version of the test set."""
     with torch.no_grad():
-        return [float(torch.cat([clf.logits(v[s:s + 500]).argmax(1) for s in range(0, len(y), 500)])
+        return [float(torch.cat([logits(v[s:s + 500]).argmax(1) for s in range(0, len(y), 500)])
                       .eq(y).float().mean()) for v in versions]
 
 
@@ -137,17 +141,21 @@ def study_all(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _train(folder: Path, tag: str, module: nn.Module, px: torch.Tensor, y: torch.Tensor, training: StudyTraining,
-           device: torch.device, progress: bool = True) -> nn.Module:
-    """Train (or load the cached weights of) one model; the file name hashes everything that defines it."""
+           device: torch.device, progress: bool = True, on_epoch=None) -> tuple[nn.Module, dict]:
+    """Train (or load the cached weights of) one model: (the model in eval mode, its training record, written beside
+    the weights); the file name hashes everything that defines it. ``on_epoch``: ``fit_study_cnn``'s hook."""
+    from shiftlab.fsutil import read_json
+
     pixels = hashlib.sha256(px.cpu().numpy().tobytes()).hexdigest()
     key = hashlib.sha256(json.dumps([tag, TRAINING_VERSION, asdict(training), pixels,
                                      y.cpu().numpy().tolist()]).encode()).hexdigest()[:16]
     path = folder / "models" / f"{tag}-{key}.pt"
     if path.exists():
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return module.to(device).eval()
+        record = path.with_suffix(".json")
+        return module.to(device).eval(), (read_json(record) if record.is_file() else {})
     module, record = fit_study_cnn(module.to(device), px, y, training, progress=progress, label=tag,
-                                   perturb=study_all if training.worst_of_k else None)
+                                   perturb=study_all if training.worst_of_k else None, on_epoch=on_epoch)
     buf = io.BytesIO()
     torch.save({k: v.cpu() for k, v in module.state_dict().items()}, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +164,7 @@ def _train(folder: Path, tag: str, module: nn.Module, px: torch.Tensor, y: torch
     atomic_write_bytes(path, buf.getvalue())
     if progress:
         info(f"mnist study: trained {tag} in {record['seconds']:.0f}s (train acc {record['final_acc']:.1%})")
-    return module.eval()
+    return module.eval(), record
 
 
 def _reconstruct(kind: str, clf: TorchClassifier, sub: Manifest, px: np.ndarray, folder: Path, seed: int,
@@ -187,16 +195,24 @@ def mnist_study(train: Manifest, test: Manifest, train_px: np.ndarray, test_px: 
     ytr, yte = torch.from_numpy(np.array(train.labels)), torch.from_numpy(np.array(test.labels)).to(device)
     ptr = torch.from_numpy(np.ascontiguousarray(train_px))
     test_versions = torch.from_numpy(study_versions(test_px.astype(np.float32) / 255, s.seed + 1000)).to(device)
-    std = _train(folder, "standard", init_study_cnn(s.seed), ptr, ytr,
-                 StudyTraining(epochs=s.std_epochs, batch_size=32, lr=s.std_lr, seed=s.seed), device, progress)
+
+    def per_group(_epoch: int, module: nn.Module) -> dict:
+        # the per-group test accuracy after every epoch: how the Table cells move with training length (the study
+        # had 7.5× our digits, so an epoch count is a choice; the curve shows what it costs). Measured only.
+        return dict(zip(GROUP_COLUMNS, _per_group(lambda x: module(recipe.normalize(x)), test_versions, yte)))
+
+    std, std_rec = _train(folder, "standard", init_study_cnn(s.seed), ptr, ytr,
+                          StudyTraining(epochs=s.std_epochs, batch_size=32, lr=s.std_lr, seed=s.seed), device,
+                          progress, per_group)
     # the original's eager loop: Adam's TF1 epsilon, the summed loss, dropout inactive (mnist_train's docstring)
-    wok = _train(folder, "worst-of-k", init_study_cnn(s.seed), ptr, ytr,
-                 StudyTraining(epochs=s.wok_epochs, batch_size=256, lr=s.wok_lr, decay_rate=s.wok_decay,
-                               decay_steps=s.wok_decay_steps, worst_of_k=True, sum_loss=True, adam_eps=1e-8,
-                               dropout=False, seed=s.seed + 1), device, progress)
+    wok, wok_rec = _train(folder, "worst-of-k", init_study_cnn(s.seed), ptr, ytr,
+                          StudyTraining(epochs=s.wok_epochs, batch_size=256, lr=s.wok_lr, decay_rate=s.wok_decay,
+                                        decay_steps=s.wok_decay_steps, worst_of_k=True, sum_loss=True, adam_eps=1e-8,
+                                        dropout=False, seed=s.seed + 1), device, progress, per_group)
+    curves = {"standard": std_rec.get("per_epoch", []), "worst-of-k": wok_rec.get("per_epoch", [])}
     seconds["table1 models"] = round(time.perf_counter() - t0, 1)
     clf = {n: TorchClassifier(m, recipe, name=n).to(device) for n, m in (("standard", std), ("worst-of-k", wok))}
-    t1 = pd.DataFrame([[n, *_per_group(c, test_versions, yte)] for n, c in clf.items()],
+    t1 = pd.DataFrame([[n, *_per_group(c.logits, test_versions, yte)] for n, c in clf.items()],
                       columns=["model", *GROUP_COLUMNS])
     # reconstructions of a seeded subset of the training images
     t = time.perf_counter()
@@ -215,11 +231,13 @@ def mnist_study(train: Manifest, test: Manifest, train_px: np.ndarray, test_px: 
         # the 90/10 split (Keras' validation_split holds out the last 10 %; our rows are sorted by class, so a
         # seeded permutation first)
         fit = torch.from_numpy(np.random.default_rng([s.seed, 4]).permutation(len(x))[:int(round(0.9 * len(x)))])
-        model = _train(folder, f"table2-{v}", init_study_cnn(s.seed + 7, drop1=0.4, drop2=0.4), x[fit],
-                       torch.from_numpy(np.array(m.labels))[fit],
-                       StudyTraining(epochs=s.t2_epochs, batch_size=32, lr=s.t2_lr, seed=s.seed), device, progress)
-        t2.append(["robust set" if v == "robust" else "non-robust set",
-                   *_per_group(TorchClassifier(model, recipe, name=v).to(device), test_versions, yte)])
+        row = "robust set" if v == "robust" else "non-robust set"
+        model, rec = _train(folder, f"table2-{v}", init_study_cnn(s.seed + 7, drop1=0.4, drop2=0.4), x[fit],
+                            torch.from_numpy(np.array(m.labels))[fit],
+                            StudyTraining(epochs=s.t2_epochs, batch_size=32, lr=s.t2_lr, seed=s.seed), device,
+                            progress, per_group)
+        curves[row] = rec.get("per_epoch", [])
+        t2.append([row, *_per_group(TorchClassifier(model, recipe, name=v).to(device).logits, test_versions, yte)])
     seconds["table2 models"] = round(time.perf_counter() - t, 1)
     t2 = pd.DataFrame(t2, columns=["trained on", *GROUP_COLUMNS])
     # the grid: the first reconstructed image of each class (10 rows when every class is there)
@@ -230,7 +248,7 @@ def mnist_study(train: Manifest, test: Manifest, train_px: np.ndarray, test_px: 
         with np.load(folder / v / "data.npz") as z:
             grid[v] = z["x"][shown, 0]
     seconds["total"] = round(time.perf_counter() - t0, 1)
-    result = MnistResult(t1, t2, grid, asdict(s), source, seconds)
+    result = MnistResult(t1, t2, grid, asdict(s), source, seconds, {k: c for k, c in curves.items() if c})
     write_result(result, folder)
     return result
 
@@ -268,7 +286,8 @@ def write_result(result: MnistResult, folder: str | Path) -> Path:
     atomic_save_npz(folder / "grid.npz", **result.grid)
     atomic_write_json(folder / "results.json", {
         "table1": result.table1.to_dict("records"), "table2": result.table2.to_dict("records"),
-        "settings": result.settings, "source": result.source, "seconds": result.seconds, "published": PUBLISHED})
+        "settings": result.settings, "source": result.source, "seconds": result.seconds, "published": PUBLISHED,
+        "curves": result.curves})
     return folder / "results.json"
 
 
@@ -285,4 +304,4 @@ def read_result(folder: str | Path) -> MnistResult | None:
     # the JSON's keys are sorted: put the columns back in the tables' order
     t1 = pd.DataFrame(d["table1"])[["model", *GROUP_COLUMNS]]
     t2 = pd.DataFrame(d["table2"])[["trained on", *GROUP_COLUMNS]]
-    return MnistResult(t1, t2, grid, d["settings"], d["source"], d["seconds"])
+    return MnistResult(t1, t2, grid, d["settings"], d["source"], d["seconds"], d.get("curves", {}))

@@ -1,5 +1,6 @@
 """Figures of the robust-features study (S4): columns of images side by side, one row per example (the
-reconstruction grid original | robust | non-robust, and D_det examples original | adversarial)."""
+reconstruction grid original | robust | non-robust, and D_det examples original | adversarial); and the MNIST
+study's per-group test accuracy after each training epoch, beside the published figures."""
 
 from __future__ import annotations
 
@@ -38,6 +39,42 @@ def image_columns_figure(columns: Mapping[str, np.ndarray], *, row_labels: Seque
                     ax.set_title(name, fontsize=8)
                 if j == 0 and row_labels is not None:
                     ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+        if title:
+            fig.suptitle(title, fontsize=9)
+        return fig
+
+
+def epoch_curves_figure(curves: Mapping[str, Sequence[Mapping[str, float]]], published: Mapping[str, Sequence[float]],
+                        groups: Sequence[str], *, title: str | None = None) -> Figure:
+    """One panel per model of ``curves`` ({model: [{"epoch": e, group: accuracy, …}, …]}): each group's test
+    accuracy after every epoch (solid, markers), and the published figure for that model and group where
+    ``published`` has one (dashed, same colour), so that a reader sees whether a cell was still moving when
+    training stopped and how far it ends from the paper."""
+    import matplotlib
+
+    from shiftlab.report.figures.style import MARKERS, PALETTE, STYLE, new_figure
+
+    names = [m for m in curves if curves[m]]
+    if not names:
+        raise ValueError("no curve to draw")
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure((3.2 * len(names) + 1.6, 3.2))
+        axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True))
+        for ax, name in zip(axes, names):
+            epochs = [r["epoch"] for r in curves[name]]
+            for i, g in enumerate(groups):
+                colour = PALETTE[i % len(PALETTE)]
+                ax.plot(epochs, [r[g] for r in curves[name]], color=colour, marker=MARKERS[i % len(MARKERS)],
+                        markersize=3 if len(epochs) <= 30 else 0, linewidth=1.3, label=g)
+                if name in published:
+                    ax.axhline(published[name][i], color=colour, linestyle="--", linewidth=0.9)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("epoch")
+            if len(epochs) == 1:
+                ax.set_xticks(epochs)
+        axes[0].set_ylabel("test accuracy")
+        axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), title="group (dashed: published)",
+                        title_fontsize=8)
         if title:
             fig.suptitle(title, fontsize=9)
         return fig
