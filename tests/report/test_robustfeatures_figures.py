@@ -52,3 +52,22 @@ def test_image_columns_put_each_image_in_its_cell_and_label_the_rows():
         assert np.allclose(axes[i, 1].get_images()[0].get_array(), cols["robust"][i, 0] / 255.0)
     with pytest.raises(ValueError, match="same number"):
         image_columns_figure({"a": np.zeros((2, 4, 4)), "b": np.zeros((3, 4, 4))})
+
+
+def test_the_robust_curve_starts_at_clean_accuracy_and_follows_the_table():
+    import pandas as pd
+
+    from shiftlab.report.figures.robustfeatures import robust_curve_figure
+
+    rows = []
+    for model, clean, robust in (("std", 0.95, (0.9, 0.2)), ("adv", 0.9, (0.85, 0.6))):
+        for e, r in zip((0.5, 2.0), robust):
+            rows.append({"model": model, "attack": "pgd-l2", "eps": e, "clean": clean, "clean_low": clean - 0.03,
+                         "clean_high": clean + 0.02, "robust": r, "robust_low": r - 0.05, "robust_high": r + 0.05})
+    fig = robust_curve_figure(pd.DataFrame(rows[::-1]))  # rows in any order: each line is sorted by radius
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["adv", "std"]
+    assert list(lines[1].get_xdata()) == [0.0, 0.5, 2.0] and np.allclose(lines[1].get_ydata(), [0.95, 0.9, 0.2])
+    assert np.allclose(lines[0].get_ydata(), [0.9, 0.85, 0.6])
+    with pytest.raises(ValueError, match="no row"):
+        robust_curve_figure(pd.DataFrame(columns=["model", "eps"]))

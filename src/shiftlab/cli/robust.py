@@ -3,6 +3,8 @@ D_rand, the protocol study, and the MNIST perturbation-group study."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from shiftlab.cli.common import out, pct, split_specs, table, ws
@@ -36,7 +38,8 @@ def eval_(
     models: str = typer.Option(..., "--models", "-m", help="Model spec(s) or name(s), comma-separated."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A registered dataset or a path."),
     attack: str = typer.Option("pgd-l2", "--attack", help="pgd-l2 | pgd-linf | autoattack (torchattacks, L2)."),
-    eps: float = typer.Option(0.5, "--eps", help="Radius in [0, 1] pixel units (L2 norm, or per pixel for L∞)."),
+    eps: str = typer.Option("0.5", "--eps", help="Radius in [0, 1] pixel units (L2 norm, or per pixel for L∞); "
+                                                 "several, comma-separated, for a robustness curve."),
     steps: int = typer.Option(20, "--steps", min=0),
     step_size: float | None = typer.Option(None, "--step-size", help="Default 2.5 · eps / steps."),
     random_start: bool = typer.Option(False, "--random-start/--no-random-start"),
@@ -44,27 +47,58 @@ def eval_(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N labelled images."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for robust-eval.csv (and robust-curve.png with "
+                                                            "several radii) [default: <workspace>/reports/"
+                                                            "robust-eval-<dataset>]."),
 ):
-    """Clean and robust top-1 (95 % intervals) of many models under one attack, through the decode-once engine."""
+    """Clean and robust top-1 (95 % intervals) of many models under one attack, through the decode-once engine; with
+    several radii, a robustness curve (one row per model and radius, and its plot)."""
     from shiftlab.analyze.robustfeatures.evaluate import robust_accuracy
+    from shiftlab.report.figures.robustfeatures import robust_curve_figure
 
-    r = robust_accuracy(dataset, split_specs(models), attack_name=attack, eps=eps, steps=steps, step_size=step_size,
-                        random_start=random_start, seed=seed, limit=limit, workspace=ws(), device=device,
-                        batch_size=batch_size)
+    radii = parse_radii(eps)
+    r = robust_accuracy(dataset, split_specs(models), attack_name=attack, eps=radii[0] if len(radii) == 1 else radii,
+                        steps=steps, step_size=step_size, random_start=random_start, seed=seed, limit=limit,
+                        workspace=ws(), device=device, batch_size=batch_size)
     df = _with_intervals(r.table, ["clean", "robust"])
     if attack == "autoattack":
         df = df.drop(columns=["steps"])
-    _print(eval_title(r.settings, r.table["dataset"][0]), df, [], "model")
+    name = r.table["dataset"][0]
+    title = eval_title(r.settings, name)
+    _print(title, df, [], "model")
+    folder = out_dir or ws().reports / f"robust-eval-{Path(name).stem}"
+    folder.mkdir(parents=True, exist_ok=True)
+    r.table.to_csv(folder / "robust-eval.csv", index=False)
+    written = [folder / "robust-eval.csv"]
+    if len(radii) > 1:
+        robust_curve_figure(r.table, title=title).savefig(folder / "robust-curve.png", dpi=120,
+                                                          bbox_inches="tight", facecolor="white")
+        written.append(folder / "robust-curve.png")
+    out.print("wrote " + ", ".join(map(str, written)))
+
+
+def parse_radii(text: str) -> list[float]:
+    """``--eps 0.5`` or ``--eps 0.25,0.5,1`` → the radii, in the order given; anything else a one-line error."""
+    from shiftlab.errors import InputError
+
+    try:
+        radii = [float(e) for e in text.split(",") if e.strip()]
+    except ValueError:
+        radii = []
+    if not radii or any(not 0 < e < float("inf") for e in radii):
+        raise InputError(f"--eps takes one or more radii > 0, comma-separated (e.g. 0.5 or 0.25,0.5,1), not {text!r}")
+    return radii
 
 
 def eval_title(settings: dict, dataset: str) -> str:
     """The eval table's title: PGD's radius, steps and step; AutoAttack runs its own attacks and schedules, so it
-    gets its radius and what it is, not our --steps."""
+    gets its radius and what it is, not our --steps. Several radii are listed, and their steps with them."""
+    many = isinstance(settings["eps"], list)
+    eps = ", ".join(f"{e:g}" for e in settings["eps"]) if many else f"{settings['eps']:g}"
     if settings["attack"] == "autoattack":
-        return (f"autoattack (torchattacks, standard L2: APGD-CE, APGD-T, FAB-T, Square), eps {settings['eps']:g} "
-                f"on {dataset}")
-    return (f"{settings['attack']}, eps {settings['eps']:g}, {settings['steps']} steps (step "
-            f"{settings['step_size']:.4g}) on {dataset}")
+        return f"autoattack (torchattacks, standard L2: APGD-CE, APGD-T, FAB-T, Square), eps {eps} on {dataset}"
+    step = (", ".join(f"{s:.4g}" for s in settings["step_size"]) if many else f"{settings['step_size']:.4g}")
+    return f"{settings['attack']}, eps {eps}, {settings['steps']} steps (step {step}) on {dataset}"
 
 
 @robust_app.command("datasets")

@@ -18,7 +18,7 @@ def as_float(px) -> torch.Tensor:
 
 def test_untargeted_l2_pgd_breaks_the_undefended_cnn_inside_its_ball(world_pixels):
     clf, _, _, test, px = world_pixels
-    x, y = as_float(px[:96]), torch.from_numpy(np.asarray(test.labels)[:96])
+    x, y = as_float(px[:96]), torch.from_numpy(np.array(test.labels)[:96])
     xa = attack("pgd-l2", clf.logits, x, y, eps=3.0, steps=20)
     assert ((xa - x).flatten(1).norm(dim=1) <= 3.0 + 1e-6).all() and xa.min() >= 0 and xa.max() <= 1
     with torch.no_grad():
@@ -84,3 +84,47 @@ def test_the_eval_title_gives_autoattack_no_step_count():
     assert "steps" not in aa and "eps 2" in aa and "APGD" in aa and aa.endswith("world-test")
     pgd = eval_title({"attack": "pgd-l2", "eps": 0.5, "steps": 20, "step_size": 0.0625}, "world-test")
     assert pgd == "pgd-l2, eps 0.5, 20 steps (step 0.0625) on world-test"
+    many = eval_title({"attack": "pgd-l2", "eps": [0.5, 1.0], "steps": 20, "step_size": [0.0625, 0.125]}, "t")
+    assert many == "pgd-l2, eps 0.5, 1, 20 steps (step 0.0625, 0.125) on t"
+
+
+def test_several_radii_give_the_rows_of_single_runs_and_a_falling_curve(zoo_world):
+    """A robustness curve is the single-radius evaluations side by side: each (model, radius) row equals the run
+    at that radius alone (same decoded images, clean predictions and seeded attack), and robust accuracy falls
+    as the radius grows for the undefended CNN."""
+    ws = zoo_world.workspace
+    kw = dict(steps=5, limit=48, workspace=ws, progress=False, seed=1)
+    curve = robust_accuracy("world-test", ["world:cnn-medium-s0"], eps=[0.5, 1.0, 3.0], **kw)
+    t = curve.table
+    assert list(t["eps"]) == [0.5, 1.0, 3.0] and t["clean"].nunique() == 1
+    assert curve.settings["eps"] == [0.5, 1.0, 3.0] and curve.settings["step_size"] == [2.5 * e / 5 for e in t["eps"]]
+    for e in (0.5, 3.0):
+        alone = robust_accuracy("world-test", ["world:cnn-medium-s0"], eps=e, **kw).table.iloc[0]
+        assert t.loc[t["eps"] == e, "robust"].item() == alone["robust"]
+    assert t["robust"].iloc[0] > t["robust"].iloc[2] + 0.5, t  # barely moved at 0.5, broken at 3.0
+    for bad in ([], [1.0, -1.0], [float("nan")]):
+        with pytest.raises(InputError, match="radii"):
+            robust_accuracy("world-test", ["world:mlp"], eps=bad, **kw)
+
+
+def test_the_command_takes_several_radii_and_writes_the_table_and_the_curve(zoo_world, capsys, tmp_path):
+    """``robust eval --eps 1,3`` prints one row per model and radius and writes the CSV and the plot; a radius that
+    is not a positive number is a one-line error (exit 2)."""
+    from shiftlab.cli import main
+
+    ws = str(zoo_world.workspace.root)
+    code = main(["--quiet", "--workspace", ws, "robust", "eval", "-m", "world:cnn-medium-s0", "-d", "world-test",
+                 "--eps", "1,3", "--steps", "5", "--limit", "24", "--out", str(tmp_path / "o")])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "eps 1, 3, 5 steps (step 0.5, 1.5)" in cap.out
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "o" / "robust-eval.csv")
+    assert list(csv["eps"]) == [1.0, 3.0] and (csv["n_scored"] == 24).all()
+    assert (tmp_path / "o" / "robust-curve.png").stat().st_size > 10_000
+    for bad in ("0.5,x", "0", "-1", ","):
+        code = main(["--quiet", "--workspace", ws, "robust", "eval", "-m", "world:mlp", "-d", "world-test",
+                     "--eps", bad, "--limit", "4"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "--eps takes one or more radii" in err, (bad, err)

@@ -58,23 +58,29 @@ def attacked_correct(clf: Classifier, x: torch.Tensor, y: torch.Tensor, *, name:
 
 
 def robust_accuracy(dataset: str | Manifest, models: Sequence[str | Classifier], *, attack_name: str = "pgd-l2",
-                    eps: float = 0.5, steps: int = 20, step_size: float | None = None, random_start: bool = False,
-                    seed: int = 0, limit: int | None = None, workspace=None, device: str = "auto",
-                    batch_size: int = 128, progress: bool = True) -> RobustEvalResult:
-    """Clean and robust top-1 (Clopper–Pearson 95 % intervals) of every model on ``dataset``.
+                    eps: float | Sequence[float] = 0.5, steps: int = 20, step_size: float | None = None,
+                    random_start: bool = False, seed: int = 0, limit: int | None = None, workspace=None,
+                    device: str = "auto", batch_size: int = 128, progress: bool = True) -> RobustEvalResult:
+    """Clean and robust top-1 (Clopper–Pearson 95 % intervals) of every model on ``dataset``, at one radius or at
+    each of several (one row per model and radius: a robustness curve, the same decoded images and clean
+    predictions for every radius).
 
     Parameters
     ----------
     dataset : registered name, path or Manifest; its labelled, decodable images are scored.
     models : list of specs or Classifiers.
     attack_name : one of ``shiftlab.models.attacks.ATTACKS`` (default ``pgd-l2``).
-    eps, steps, step_size : the attack's radius (pixel units in [0, 1]), iterations and step (default 2.5 ε/steps).
+    eps : the attack's radius in pixel units in [0, 1], or a list of radii.
+    steps, step_size : the attack's iterations and step (default 2.5 ε/steps, for each radius).
     limit : int, optional
         Score only the first ``limit`` labelled images (in manifest order) — the attack costs ``steps`` backward
         passes per image.
     """
     if limit is not None and limit < 1:
         raise InputError(f"limit must be at least 1, not {limit}")
+    radii = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
+    if not radii or any(not np.isfinite(e) or e <= 0 for e in radii):
+        raise InputError(f"eps must be one or more radii > 0, not {eps!r}")
     aa = attack_name == "autoattack"  # its own schedules: our steps and step size do not reach it
     engine = Engine(workspace, device=device, batch_size=batch_size, progress=progress)
     manifest = dataset if isinstance(dataset, Manifest) else read_dataset(dataset, workspace=engine.workspace)
@@ -93,20 +99,23 @@ def robust_accuracy(dataset: str | Manifest, models: Sequence[str | Classifier],
             clean = pred.values[use].argmax(1) == labels[use]
             pixels = engine.cache(manifest, clf.recipe).build().pixels()
             x = torch.from_numpy(np.ascontiguousarray(pixels[use])).float().div_(255)
-            robust = attacked_correct(clf, x, torch.from_numpy(labels[use]), name=attack_name, eps=eps, steps=steps,
-                                      step_size=step_size, seed=seed, random_start=random_start,
-                                      batch_size=batch_size, progress=progress)
-            robust &= clean  # an image the model already gets wrong counts as broken (RobustBench's convention)
-            n = len(use)
-            c, r = int(clean.sum()), int(robust.sum())
-            rows.append({"model": clf.name, "dataset": manifest.name, "attack": attack_name, "eps": eps,
-                         "steps": None if aa else steps, "n_scored": n, "clean": c / n, **_interval("clean", c, n),
-                         "robust": r / n, **_interval("robust", r, n)})
+            n, c = len(use), int(clean.sum())
+            for e in radii:
+                robust = attacked_correct(clf, x, torch.from_numpy(labels[use]), name=attack_name, eps=e,
+                                          steps=steps, step_size=step_size, seed=seed, random_start=random_start,
+                                          batch_size=batch_size, progress=progress)
+                robust &= clean  # an image the model already gets wrong counts as broken (RobustBench's convention)
+                r = int(robust.sum())
+                rows.append({"model": clf.name, "dataset": manifest.name, "attack": attack_name, "eps": e,
+                             "steps": None if aa else steps, "n_scored": n, "clean": c / n,
+                             **_interval("clean", c, n), "robust": r / n, **_interval("robust", r, n)})
     finally:
         engine.close()
-    settings = {"attack": attack_name, "eps": eps, "steps": None if aa else steps, "random_start": random_start,
-                "seed": seed, "limit": limit,
-                "step_size": None if aa else step_size if step_size is not None else default_step_size(eps, steps)}
+    step_sizes = [None if aa else step_size if step_size is not None else default_step_size(e, steps) for e in radii]
+    one = len(radii) == 1  # one radius: plain numbers, as before radii could be listed
+    settings = {"attack": attack_name, "eps": radii[0] if one else radii, "steps": None if aa else steps,
+                "random_start": random_start, "seed": seed, "limit": limit,
+                "step_size": step_sizes[0] if one else step_sizes}
     return RobustEvalResult(pd.DataFrame(rows, columns=COLUMNS), settings)
 
 

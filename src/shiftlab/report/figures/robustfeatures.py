@@ -78,3 +78,37 @@ def epoch_curves_figure(curves: Mapping[str, Sequence[Mapping[str, float]]], pub
         if title:
             fig.suptitle(title, fontsize=9)
         return fig
+
+
+def robust_curve_figure(table, *, title: str | None = None) -> Figure:
+    """Robust accuracy against the attack's radius, one line per model (``robust_accuracy``'s table with several
+    radii: columns model, eps, clean, robust and their ``_low`` / ``_high`` 95 % intervals, shaded); each line
+    starts at ε = 0 from the model's clean accuracy, so the drop from clean is read off the plot."""
+    import matplotlib
+
+    from shiftlab.report.figures.style import MARKERS, PALETTE, STYLE, new_figure, percent_label, plain_label
+
+    if not len(table):
+        raise ValueError("no row to draw")
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure((6.0, 4.0))
+        ax = fig.subplots()
+        for i, (name, rows) in enumerate(table.groupby("model", sort=False)):
+            rows = rows.sort_values("eps")
+            first = rows.iloc[0]
+            eps = np.r_[0.0, rows["eps"].to_numpy(float)]
+            acc = np.r_[first["clean"], rows["robust"].to_numpy(float)]
+            lo = np.r_[first["clean_low"], rows["robust_low"].to_numpy(float)]
+            hi = np.r_[first["clean_high"], rows["robust_high"].to_numpy(float)]
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(eps, acc, color=colour, marker=MARKERS[i % len(MARKERS)], markersize=4, linewidth=1.4,
+                    label=plain_label(name))
+            ax.fill_between(eps, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        ax.set_xlabel(f"radius ε ({table['attack'].iloc[0]}, pixel units in [0, 1])")
+        ax.set_ylabel("robust accuracy (ε = 0: clean)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda a, _pos: percent_label(a)))
+        ax.legend(loc="best")
+        if title:
+            ax.set_title(plain_label(title), fontsize=9)
+        return fig
