@@ -30,11 +30,28 @@ def test_the_protocol_reproduces_the_published_pattern(section):
     assert by.loc["D_det", "targeted_success"] >= 0.9 and by.loc["D_rand", "targeted_success"] >= 0.9
     assert sec.title == "What do robust and non-robust features teach?"
     cached = rs.read_result(world.workspace.root / "robustfeatures" / "mnist") is not None
-    # the examples, and the MNIST grid when the study ran here (the demo adds this section only)
-    assert len([b for b in sec.blocks if type(b).__name__ == "FigureBlock"]) == 1 + cached
+    # the robustness curve and the examples, and the MNIST grid when the study ran here (the demo adds this section
+    # only)
+    assert len([b for b in sec.blocks if type(b).__name__ == "FigureBlock"]) == 2 + cached
     if not cached:
         for part in (sec, mnist):
             assert any(rs.MNIST_COMMAND in str(getattr(b, "text", "")) for b in part.blocks)
+
+
+def test_the_curve_shows_why_the_world_scales_its_radii(section):
+    """At CIFAR's ε 0.5 the world's standard CNN keeps most of its accuracy; by ε 3 it is broken (≥ 95 % of its right
+    answers flipped) while the adversarially trained CNN keeps a clear share: the reason the world's radii are
+    scaled, drawn in the section."""
+    world, _, _ = section
+    curve = rs._attacks_table(world, [rs.STANDARD, rs.ROBUST], rs.CURVE_EPS, progress=False)
+    by = curve.set_index(["model", "eps"])["robust"]
+    clean = curve.groupby("model")["clean"].first()
+    assert list(curve["eps"].unique()) == rs.CURVE_EPS
+    assert by["cnn-medium-s0", 0.5] > 0.8 * clean["cnn-medium-s0"]
+    assert by["cnn-medium-s0", 3.0] <= 0.05 * clean["cnn-medium-s0"]
+    assert by["cnn-adv-l2", 3.0] > by["cnn-medium-s0", 3.0] + 0.1
+    for m in ("cnn-medium-s0", "cnn-adv-l2"):
+        assert list(by[m].sort_index()) == sorted(by[m], reverse=True), "robust accuracy falls as ε grows"
 
 
 def test_a_rerun_reads_the_workspace(section, monkeypatch):

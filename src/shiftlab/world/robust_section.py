@@ -29,7 +29,7 @@ from shiftlab.models.train import TrainSettings
 from shiftlab.predict.engine import Engine
 from shiftlab.report import Section
 from shiftlab.report.figure_cache import FigureCall
-from shiftlab.report.figures.robustfeatures import epoch_curves_figure, image_columns_figure
+from shiftlab.report.figures.robustfeatures import epoch_curves_figure, image_columns_figure, robust_curve_figure
 from shiftlab.world import World
 
 ROBUST, STANDARD = "world:cnn-adv-l2", "world:cnn-medium-s0"
@@ -38,6 +38,8 @@ WORLD = {"inversion": InversionSettings(steps=80, step_size=0.3),
          "targeted": TargetedSettings(eps=5.0, step_size=0.5, steps=30),
          "training": TrainSettings(epochs=8, shift=2), "robust_eps": 2.0, "robust_steps": 20, "eval_limit": 200,
          "eval_steps": 10}
+#: the radii of the section's robustness curve (the standard and the robust CNN; ε 0.5 is CIFAR's)
+CURVE_EPS = [0.5, 1.0, 2.0, 3.0]
 #: Ilyas et al. 2019, CIFAR-10 (ResNet-50; robust accuracy at L2 ε 0.25)
 PUBLISHED_CIFAR = {"D": ("95.3 %", "0 %"), "D_R": ("84 %", "48 %"), "D_NR": ("88 %", "0 %"), "D_rand": ("63 %", "—"),
                    "D_det": ("44 %", "—")}
@@ -84,15 +86,17 @@ def _examples(world: World, n: int = 6) -> dict:
     return out
 
 
-def _attacks_table(world: World, models: list[str], *, progress: bool) -> pd.DataFrame:
+def _attacks_table(world: World, models: list[str], eps: float | list[float], *, progress: bool) -> pd.DataFrame:
+    """``robust_accuracy`` of ``models`` on world-test at the section's settings and ``eps`` (one radius or a curve's
+    several), kept in the workspace by content."""
     ws = world.workspace
     test = world.manifest("test")
     keys = [load_model(m, workspace=ws).key for m in models]
-    key = hashlib.sha256(json.dumps([keys, test.content_hash, repr(WORLD)]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([keys, test.content_hash, repr(WORLD), eps]).encode()).hexdigest()
     path = ws.root / "robustfeatures" / f"attacks-{key[:20]}.json"
     if path.is_file():
         return pd.DataFrame(read_json(path))
-    r = robust_accuracy(test, models, eps=WORLD["robust_eps"], steps=WORLD["eval_steps"], limit=WORLD["eval_limit"],
+    r = robust_accuracy(test, models, eps=eps, steps=WORLD["eval_steps"], limit=WORLD["eval_limit"],
                         workspace=ws, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, r.table.to_dict("records"))
@@ -124,12 +128,19 @@ def robust_section(world: World, models: list[str], *, progress: bool = False) -
                   f"world's scale (robust accuracy under L2 PGD at ε {WORLD['robust_eps']:g}, D_det / D_rand at ε "
                   f"{WORLD['targeted'].eps:g}; the world's CNNs average-pool 32 px renderings of 8×8 scans, so "
                   "CIFAR's ε 0.5 hardly moves them).", anchor="robust-features")
-    acc = _attacks_table(world, models, progress=progress)
+    acc = _attacks_table(world, models, WORLD["robust_eps"], progress=progress)
     robust_col = f"robust (L2 PGD ε {WORLD['robust_eps']:g}, {WORLD['eval_steps']} steps)"
     sec.table(acc[["model", "n_scored", "clean", "robust"]].rename(columns={"robust": robust_col}),
               caption=f"Clean and robust accuracy of the zoo on the first {WORLD['eval_limit']} world-test images "
                       "(`shiftlab robust eval`). The adversarially trained CNN keeps the most.",
               formats={"clean": "{:.1%}", robust_col: "{:.1%}"})
+    curve = _attacks_table(world, [STANDARD, ROBUST], CURVE_EPS, progress=progress)
+    sec.figure(FigureCall(robust_curve_figure, curve), "robust-curve",
+               f"Robust accuracy against the L2 radius for the standard and the adversarially trained CNN (the "
+               f"protocol's pair; first {WORLD['eval_limit']} world-test images, {WORLD['eval_steps']} PGD steps, "
+               "95 % bands; `shiftlab robust eval --eps 0.5,1,2,3`). At CIFAR's ε 0.5 the world's CNNs barely move, "
+               "which is why the world's radii are scaled; by ε 3 the standard CNN is broken and the robust one "
+               "keeps a share.")
     table, settings = protocol(world, progress=progress)
     shown = pd.DataFrame({
         "training set": table["set"], "images": table["n_train"], "clean": table["clean"], "robust": table["robust"],
