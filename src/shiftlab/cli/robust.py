@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shiftlab.cli.common import out, pct, split_specs, table, ws
+from shiftlab.cli.common import check_out_folder, out, pct, split_specs, table, ws
 
 robust_app = typer.Typer(help="Robust and non-robust features (Ilyas et al. 2019; the MNIST study).",
                          no_args_is_help=True)
@@ -57,6 +57,8 @@ def eval_(
     from shiftlab.report.figures.robustfeatures import robust_curve_figure
 
     radii = parse_radii(eps)
+    if out_dir is not None:
+        check_out_folder(out_dir, "--out")  # before the attacks, which take minutes
     r = robust_accuracy(dataset, split_specs(models), attack_name=attack, eps=radii[0] if len(radii) == 1 else radii,
                         steps=steps, step_size=step_size, random_start=random_start, seed=seed, limit=limit,
                         workspace=ws(), device=device, batch_size=batch_size)

@@ -128,3 +128,8 @@ def test_the_command_takes_several_radii_and_writes_the_table_and_the_curve(zoo_
                      "--eps", bad, "--limit", "4"])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "--eps takes one or more radii" in err, (bad, err)
+    (tmp_path / "f").write_text("x")
+    code = main(["--quiet", "--workspace", ws, "robust", "eval", "-m", "world:mlp", "-d", "world-test",
+                 "--eps", "1", "--limit", "4", "--out", str(tmp_path / "f" / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is a file, not a folder" in err, err
