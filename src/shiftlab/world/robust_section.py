@@ -166,13 +166,13 @@ def robust_section(world: World, models: list[str], *, progress: bool = False) -
 def mnist_section(ws, into: Section | None = None) -> Section:
     """The MNIST study's part: Tables 1–2 beside the published figures, the cells that miss by more than 0.1, and
     the grid, read from the cache ``shiftlab robust mnist`` wrote in ``ws`` (the demo never runs the study: about
-    2 h on 2 cores), else the command to run. ``into``: add it under a heading to that section instead of a
+    2.5 h on 2 cores), else the command to run. ``into``: add it under a heading to that section instead of a
     section of its own."""
     title = "The MNIST perturbation-group study"
     mnist = Section(title, anchor="robust-mnist") if into is None else into.heading(title)
     result = read_result(ws.root / "robustfeatures" / "mnist")
     if result is None:
-        mnist.note(f"Run `{MNIST_COMMAND}` (the study's size and step counts: about 2 h on 2 cores, `--device cuda` "
+        mnist.note(f"Run `{MNIST_COMMAND}` (the study's size and step counts: about 2.5 h on 2 cores, `--device cuda` "
                    "on a GPU; `--std-epochs 15 --t2-epochs 8`, the study's epoch counts, about 45 min, with more "
                    "cells off the published) to add Table 1, Table 2 and the reconstruction grid here; it uses real "
                    "MNIST when `make mnist` fetched it.")
