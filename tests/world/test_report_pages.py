@@ -65,13 +65,15 @@ def test_demo_report_page(demo):
     facts = _check_page(res.path, "demo-report.png")
     # every figure the report draws is on the page, numbered in order, the marks legend among them
     # (the spurious-features section adds 4 figures and 2 tables to the 9 and 7 before it; the robust-features
-    # section 1 figure and 2 tables (its MNIST tables only once 'robust mnist' has run); the easy set 2 and 1)
-    assert len(facts["figures"]) == 16 and len(facts["tables"]) == 12
+    # section 2 figures (the robustness curve, the examples) and 2 tables (its MNIST tables only once 'robust mnist'
+    # has run); the easy set 2 and 1)
+    assert len(facts["figures"]) == 17 and len(facts["tables"]) == 12
     assert any(f.startswith("Figure 13. Left: the spurious score") for f in facts["figures"])
-    assert any(f.startswith("Figure 14. The first training images (D), their robust and non-robust") for f in
+    assert any(f.startswith("Figure 14. Robust accuracy against the L2 radius") for f in facts["figures"])
+    assert any(f.startswith("Figure 15. The first training images (D), their robust and non-robust") for f in
                facts["figures"])
     assert any(t.startswith("Table 12. The statistics, derived from the records") for t in facts["tables"])
-    assert facts["figures"][-1].startswith("Figure 16. Cropped images of the set")
+    assert facts["figures"][-1].startswith("Figure 17. Cropped images of the set")
     assert facts["figures"][1].startswith("Figure 2. The marks on the thumbnails")
     assert any(t.startswith("Table 5. Share of each model's top-1 errors") for t in facts["tables"])
     # the same checks in a small laptop's window
